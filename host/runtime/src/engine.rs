@@ -1,0 +1,164 @@
+//! The process-wide engine: configuration, epoch ticker, linker, compile cache.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use wasmtime::component::HasSelf;
+
+use crate::bindings::hyyve::plugin as hyyve;
+use crate::cache::ComponentCache;
+use crate::error::{LoadError, RuntimeError};
+use crate::imports::kv::{InMemoryKv, KvStore};
+use crate::plugin::Digest;
+use crate::state::HostState;
+
+/// How the process-wide runtime is set up.
+#[derive(Clone)]
+pub struct RuntimeConfig {
+    /// Where precompiled components are cached; `None` compiles on every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Platform cap on one instance's linear memory; per-invocation limits go below it.
+    pub max_memory_bytes: u64,
+    /// Instances that may exist at once (pool size).
+    pub max_instances: u32,
+    /// Epoch tick: the granularity of wall-clock deadlines and of yielding to tokio.
+    pub epoch_tick: Duration,
+    /// The KV backend shared by all invocations (each sees only its own scope).
+    pub kv: Arc<dyn KvStore>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            max_memory_bytes: 256 << 20,
+            max_instances: 256,
+            epoch_tick: Duration::from_millis(1),
+            kv: Arc::new(InMemoryKv::new(16 << 20)),
+        }
+    }
+}
+
+/// Pool slots kept resident between instances: a fresh instance's first touches of its
+/// stack and heap then hit memory that is already mapped (see BENCHMARKS.md).
+const KEEP_RESIDENT_BYTES: usize = 128 << 10;
+
+/// The sandboxed component host. Create one per process and share it.
+pub struct Runtime {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<HostState>,
+    pub(crate) kv: Arc<dyn KvStore>,
+    pub(crate) max_memory_bytes: u64,
+    cache: Option<ComponentCache>,
+}
+
+impl Runtime {
+    /// Builds the engine, starts its epoch ticker and links every host interface.
+    pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
+        let engine = Engine::new(&engine_config(&config))
+            .map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        spawn_epoch_ticker(&engine, config.epoch_tick);
+        let linker = link(&engine).map_err(|e| RuntimeError::Link(e.to_string()))?;
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(ComponentCache::open(dir, &engine)?),
+            None => None,
+        };
+        Ok(Self {
+            engine,
+            linker,
+            kv: config.kv,
+            max_memory_bytes: config.max_memory_bytes,
+            cache,
+        })
+    }
+
+    /// Compiles `bytes` (or loads the cached artifact) after checking they are a component.
+    pub(crate) fn compile(&self, bytes: &[u8]) -> Result<(Digest, Component), LoadError> {
+        check_component_header(bytes)?;
+        let digest = Digest::of(bytes);
+        if let Some(component) = self.cache.as_ref().and_then(|c| c.load(&self.engine, &digest))
+        {
+            return Ok((digest, component));
+        }
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| LoadError::InvalidComponent(format!("{e:#}")))?;
+        if let Some(cache) = &self.cache {
+            cache.store(&digest, &component);
+        }
+        Ok((digest, component))
+    }
+}
+
+/// Rejects what is not a component before the compiler sees it, with a precise reason.
+fn check_component_header(bytes: &[u8]) -> Result<(), LoadError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadError::NotWasm);
+    }
+    // Bytes 4..8 are version + layer: 1,0 / 0,0 for core modules, 0x0d,0 / 1,0 for components.
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Err(LoadError::CoreModule);
+    }
+    Ok(())
+}
+
+fn engine_config(config: &RuntimeConfig) -> Config {
+    let instances = config.max_instances;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(instances)
+        // A component holds several core instances (the guest, WASI shims).
+        .total_core_instances(instances * 8)
+        .total_memories(instances * 2)
+        .total_tables(instances * 4)
+        .total_stacks(instances)
+        .max_memory_size(usize::try_from(config.max_memory_bytes).unwrap_or(usize::MAX))
+        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+        .table_keep_resident(KEEP_RESIDENT_BYTES);
+
+    let mut cfg = Config::new();
+    cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .consume_fuel(true)
+        .epoch_interruption(true)
+        // Native stack for wasm frames: deep recursion traps instead of overflowing.
+        .max_wasm_stack(1 << 20)
+        // No WASIp3 / component-model async here; off trims call overhead.
+        .concurrency_support(false);
+    cfg
+}
+
+/// One thread advances the epoch every `tick`; it ends when the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine, tick: Duration) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("hyyve-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(tick);
+            }
+        });
+    if let Err(e) = spawned {
+        // Without a ticker wall-clock deadlines would never fire; the tokio timeout
+        // around each invocation still bounds it, so keep serving but say so.
+        tracing::error!(error = %e, "could not start the epoch ticker thread");
+    }
+}
+
+/// Links WASI (everything denied by the per-store context), wasi:http (denied by the
+/// send hook) and the hyyve interfaces.
+fn link(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    type Own = HasSelf<HostState>;
+    hyyve::types::add_to_linker::<_, Own>(&mut linker, |s| s)?;
+    hyyve::log::add_to_linker::<_, Own>(&mut linker, |s| s)?;
+    hyyve::kv::add_to_linker::<_, Own>(&mut linker, |s| s)?;
+    hyyve::secrets::add_to_linker::<_, Own>(&mut linker, |s| s)?;
+    hyyve::usage::add_to_linker::<_, Own>(&mut linker, |s| s)?;
+    Ok(linker)
+}

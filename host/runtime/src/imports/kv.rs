@@ -1,0 +1,148 @@
+//! `kv`: byte values scoped to one workspace + install, behind the [`KvStore`] trait.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::bindings::kv::{Host, KvError as WitKvError};
+use crate::state::HostState;
+
+/// Whose keys these are. Two scopes never see each other's keys.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct KvScope {
+    /// The workspace the invocation runs in.
+    pub workspace: String,
+    /// The install (package in that workspace) the plugin runs as.
+    pub install: String,
+}
+
+/// Why a KV operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    /// The write would push the scope past its byte quota.
+    #[error("kv quota of {quota_bytes} bytes exceeded")]
+    QuotaExceeded {
+        /// The scope's quota.
+        quota_bytes: u64,
+    },
+    /// Key or value larger than the store accepts.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The backing store failed.
+    #[error("kv store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A key-value backend. Implementations must keep scopes apart and enforce quotas.
+pub trait KvStore: Send + Sync {
+    /// The value under `key` in `scope`.
+    fn get(&self, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    /// Store `value` under `key` in `scope`.
+    fn set(&self, scope: &KvScope, key: &str, value: Vec<u8>) -> Result<(), KvError>;
+    /// Remove `key` from `scope`.
+    fn delete(&self, scope: &KvScope, key: &str) -> Result<(), KvError>;
+}
+
+/// Largest key accepted, in bytes.
+pub const MAX_KEY_BYTES: usize = 512;
+/// Largest value accepted, in bytes.
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+
+/// Process-local KV with a per-scope byte quota (keys + values).
+pub struct InMemoryKv {
+    quota_bytes: u64,
+    scopes: Mutex<HashMap<KvScope, Scope>>,
+}
+
+#[derive(Default)]
+struct Scope {
+    used_bytes: u64,
+    entries: HashMap<String, Vec<u8>>,
+}
+
+impl InMemoryKv {
+    /// An empty store giving each scope `quota_bytes`.
+    pub fn new(quota_bytes: u64) -> Self {
+        Self {
+            quota_bytes,
+            scopes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn scopes(&self) -> std::sync::MutexGuard<'_, HashMap<KvScope, Scope>> {
+        // A panic while holding the lock cannot leave a scope half-updated (every update
+        // is a single insert/remove after the checks), so a poisoned lock is still sound.
+        self.scopes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn entry_bytes(key: &str, value: &[u8]) -> u64 {
+    (key.len() + value.len()) as u64
+}
+
+impl KvStore for InMemoryKv {
+    fn get(&self, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self
+            .scopes()
+            .get(scope)
+            .and_then(|s| s.entries.get(key).cloned()))
+    }
+
+    fn set(&self, scope: &KvScope, key: &str, value: Vec<u8>) -> Result<(), KvError> {
+        if key.len() > MAX_KEY_BYTES {
+            return Err(KvError::TooLarge(format!("key exceeds {MAX_KEY_BYTES} bytes")));
+        }
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(KvError::TooLarge(format!(
+                "value exceeds {MAX_VALUE_BYTES} bytes"
+            )));
+        }
+        let mut scopes = self.scopes();
+        let s = scopes.entry(scope.clone()).or_default();
+        let old = s.entries.get(key).map_or(0, |v| entry_bytes(key, v));
+        let used = s.used_bytes - old + entry_bytes(key, &value);
+        if used > self.quota_bytes {
+            return Err(KvError::QuotaExceeded {
+                quota_bytes: self.quota_bytes,
+            });
+        }
+        s.used_bytes = used;
+        s.entries.insert(key.to_owned(), value);
+        Ok(())
+    }
+
+    fn delete(&self, scope: &KvScope, key: &str) -> Result<(), KvError> {
+        if let Some(s) = self.scopes().get_mut(scope)
+            && let Some(v) = s.entries.remove(key)
+        {
+            s.used_bytes -= entry_bytes(key, &v);
+        }
+        Ok(())
+    }
+}
+
+impl From<KvError> for WitKvError {
+    fn from(e: KvError) -> Self {
+        match e {
+            KvError::QuotaExceeded { .. } => Self::QuotaExceeded(e.to_string()),
+            KvError::TooLarge(m) => Self::TooLarge(m),
+            KvError::Unavailable(m) => Self::Unavailable(m),
+        }
+    }
+}
+
+impl Host for HostState {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, WitKvError>> {
+        self.meter.host_calls += 1;
+        Ok(self.kv.get(&self.kv_scope, &key).map_err(Into::into))
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), WitKvError>> {
+        self.meter.host_calls += 1;
+        Ok(self.kv.set(&self.kv_scope, &key, value).map_err(Into::into))
+    }
+
+    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), WitKvError>> {
+        self.meter.host_calls += 1;
+        Ok(self.kv.delete(&self.kv_scope, &key).map_err(Into::into))
+    }
+}

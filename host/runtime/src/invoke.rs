@@ -1,0 +1,254 @@
+//! One invocation: a fresh store and instance, limits applied, result classified,
+//! metering recorded. Nothing survives the call.
+
+use std::time::Instant;
+
+use serde_json::Value;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi_http::WasiHttpCtx;
+
+use crate::bindings::{NodePluginPre, node_export::PluginError, types as wit};
+use crate::engine::Runtime;
+use crate::error::InvocationError;
+use crate::imports::http::HttpPolicy;
+use crate::imports::kv::KvScope;
+use crate::limits::{Limits, MemoryLimiter};
+use crate::metering::MeteringRecord;
+use crate::plugin::NodePlugin;
+use crate::state::HostState;
+
+/// Which execution an invocation belongs to (logs, idempotency of metering).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct InvocationIds {
+    /// The workflow run.
+    pub run_id: String,
+    /// The node instance in the workflow.
+    pub node_id: String,
+    /// 1 for the first try.
+    pub attempt: u32,
+}
+
+/// Everything needed to execute one node.
+pub struct InvocationRequest<'a> {
+    /// The node type to run.
+    pub node_type: &'a str,
+    /// Its configuration object.
+    pub config: &'a Value,
+    /// Its inputs, by port name.
+    pub inputs: &'a Value,
+    /// Ids for logs and metering.
+    pub ids: InvocationIds,
+    /// Whose KV namespace the plugin sees.
+    pub scope: KvScope,
+    /// What the invocation may consume.
+    pub limits: Limits,
+}
+
+/// The result of one invocation and what it consumed.
+#[derive(Debug)]
+pub struct InvocationOutcome {
+    /// Output object by port name, or why there is none.
+    pub result: Result<Value, InvocationError>,
+    /// What was consumed, also on failure.
+    pub metering: MeteringRecord,
+}
+
+/// Panic messages are short; more stderr than this is dropped.
+const STDERR_CAPTURE_BYTES: usize = 4096;
+
+/// Where a call failed: instantiation failures are host-side, call failures guest-side.
+enum Failure {
+    Instantiate(wasmtime::Error),
+    Call(wasmtime::Error),
+}
+
+impl Runtime {
+    /// Runs one node in a fresh instance. Never panics on guest behaviour: every failure
+    /// is an [`InvocationError`], and the metering record is always filled in.
+    pub async fn invoke(&self, plugin: &NodePlugin, req: InvocationRequest<'_>) -> InvocationOutcome {
+        if plugin.node_type(req.node_type).is_none() {
+            return InvocationOutcome {
+                result: Err(InvocationError::UnknownNodeType(req.node_type.to_owned())),
+                metering: MeteringRecord::default(),
+            };
+        }
+        let (config, inputs) = (req.config.to_string(), req.inputs.to_string());
+        let ctx = wit::Invocation {
+            run_id: req.ids.run_id.clone(),
+            node_id: req.ids.node_id.clone(),
+            attempt: req.ids.attempt,
+        };
+        let limits = req.limits;
+        let started = Instant::now();
+        let mut store = self.new_store(&limits, req.ids, req.scope);
+        let call = tokio::time::timeout(limits.timeout, async {
+            let instance = plugin
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Failure::Instantiate)?;
+            instance
+                .hyyve_plugin_node()
+                .call_execute(&mut store, req.node_type, &config, &inputs, &ctx)
+                .await
+                .map_err(Failure::Call)
+        })
+        .await;
+        let metering = finish(&mut store, started, &limits);
+        let result = match call {
+            Err(_elapsed) => Err(deadline(&limits)),
+            Ok(Err(failure)) => Err(classify(failure, &store, &limits)),
+            Ok(Ok(Err(plugin_error))) => Err(plugin_error.into()),
+            Ok(Ok(Ok(json))) => parse_output(&json, &limits),
+        };
+        InvocationOutcome { result, metering }
+    }
+
+    /// Calls `describe` in a fresh instance under default limits.
+    pub(crate) async fn describe(
+        &self,
+        pre: &NodePluginPre<HostState>,
+    ) -> Result<Vec<wit::NodeType>, InvocationError> {
+        let limits = Limits::default();
+        let mut store = self.new_store(&limits, InvocationIds::default(), KvScope::default());
+        let call = tokio::time::timeout(limits.timeout, async {
+            let instance = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(Failure::Instantiate)?;
+            instance
+                .hyyve_plugin_node()
+                .call_describe(&mut store)
+                .await
+                .map_err(Failure::Call)
+        })
+        .await;
+        match call {
+            Err(_elapsed) => Err(deadline(&limits)),
+            Ok(Err(failure)) => Err(classify(failure, &store, &limits)),
+            Ok(Ok(types)) => Ok(types),
+        }
+    }
+
+    fn new_store(&self, limits: &Limits, ids: InvocationIds, scope: KvScope) -> Store<HostState> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
+        // No preopens, no environment, no arguments, no sockets, no name lookups.
+        let wasi = WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let memory_cap = limits.memory_bytes.min(self.max_memory_bytes);
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            http_policy: HttpPolicy::default(),
+            limiter: MemoryLimiter::new(memory_cap),
+            meter: MeteringRecord::default(),
+            ids,
+            kv: self.kv.clone(),
+            kv_scope: scope,
+            stderr,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        // Fuel is on in the engine config, so setting it cannot fail.
+        let _ = store.set_fuel(limits.fuel);
+        store.set_hostcall_fuel(usize::try_from(limits.hostcall_bytes).unwrap_or(usize::MAX));
+        // Yield to tokio at every epoch tick: a CPU-bound guest never holds a worker
+        // thread past one tick, and the surrounding timeout can fire.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        store
+    }
+}
+
+fn finish(store: &mut Store<HostState>, started: Instant, limits: &Limits) -> MeteringRecord {
+    let remaining = store.get_fuel().unwrap_or(0);
+    let state = store.data_mut();
+    let mut record = std::mem::take(&mut state.meter);
+    record.host_calls += state.http_policy.attempts;
+    record.fuel = limits.fuel.saturating_sub(remaining);
+    record.peak_memory_bytes = state.limiter.peak_bytes as u64;
+    record.wall_time_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    record
+}
+
+fn deadline(limits: &Limits) -> InvocationError {
+    InvocationError::DeadlineExceeded {
+        timeout_ms: u64::try_from(limits.timeout.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+fn classify(failure: Failure, store: &Store<HostState>, limits: &Limits) -> InvocationError {
+    let (error, instantiating) = match failure {
+        Failure::Instantiate(e) => (e, true),
+        Failure::Call(e) => (e, false),
+    };
+    let state = store.data();
+    if error.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
+        return InvocationError::FuelExhausted { budget: limits.fuel };
+    }
+    if state.limiter.refused {
+        return InvocationError::MemoryLimitExceeded {
+            limit_bytes: limits.memory_bytes,
+        };
+    }
+    if error.downcast_ref::<Trap>() == Some(&Trap::StackOverflow) {
+        return InvocationError::StackOverflow;
+    }
+    if instantiating && error.downcast_ref::<Trap>().is_none() {
+        return InvocationError::Instantiate(format!("{error:#}"));
+    }
+    let stderr = state.stderr.contents();
+    let stderr = String::from_utf8_lossy(&stderr);
+    let stderr = stderr.trim();
+    if stderr.is_empty() {
+        InvocationError::Trap(format!("{error}"))
+    } else {
+        InvocationError::Trap(format!("{error}; guest stderr: {stderr}"))
+    }
+}
+
+fn parse_output(json: &str, limits: &Limits) -> Result<Value, InvocationError> {
+    if json.len() as u64 > limits.output_bytes {
+        return Err(InvocationError::OutputTooLarge {
+            size_bytes: json.len() as u64,
+            limit_bytes: limits.output_bytes,
+        });
+    }
+    match serde_json::from_str::<Value>(json) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        Ok(other) => Err(InvocationError::MalformedOutput(format!(
+            "expected an object of output ports, got {}",
+            json_kind(&other)
+        ))),
+        Err(e) => Err(InvocationError::MalformedOutput(e.to_string())),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl From<PluginError> for InvocationError {
+    fn from(e: PluginError) -> Self {
+        match e {
+            PluginError::InvalidInput(m) => Self::InvalidInput(m),
+            PluginError::Failed(m) => Self::Failed(m),
+            PluginError::Retryable(m) => Self::Retryable(m),
+        }
+    }
+}

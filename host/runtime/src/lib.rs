@@ -1,0 +1,28 @@
+//! The sandboxed component host.
+//!
+//! One process-wide [`Runtime`] owns the wasmtime engine (pooling allocator, fuel, epoch
+//! ticker) and the on-disk cache of precompiled components. [`Runtime::load_node_plugin`]
+//! validates and links a component once; [`Runtime::invoke`] runs one node in a fresh
+//! store and instance, under the invocation's [`Limits`], and always returns a
+//! [`MeteringRecord`] beside the result.
+
+mod bindings;
+mod cache;
+mod engine;
+mod error;
+mod imports;
+mod inspect;
+mod invoke;
+mod limits;
+mod metering;
+mod plugin;
+mod state;
+
+pub use engine::{Runtime, RuntimeConfig};
+pub use error::{InvocationError, LoadError, RuntimeError};
+pub use imports::kv::{InMemoryKv, KvError, KvScope, KvStore};
+pub use inspect::{ComponentInfo, PluginWorld};
+pub use invoke::{InvocationIds, InvocationOutcome, InvocationRequest};
+pub use limits::Limits;
+pub use metering::MeteringRecord;
+pub use plugin::{Digest, NodePlugin, NodeType, Port};

@@ -1,0 +1,81 @@
+//! Per-invocation limits and the store's resource limiter.
+
+use std::time::Duration;
+
+/// What one invocation may consume. Every field is enforced; exceeding one yields its
+/// own [`crate::InvocationError`] kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Deterministic CPU budget (wasmtime fuel units; instantiation counts too).
+    pub fuel: u64,
+    /// Wall-clock deadline, including time blocked in host calls.
+    pub timeout: Duration,
+    /// Cap on the sum of the instance's linear memories, in bytes.
+    pub memory_bytes: u64,
+    /// Cap on the returned JSON text, in bytes.
+    pub output_bytes: u64,
+    /// Cap on what one host call may make the host copy out of the guest, in bytes.
+    pub hostcall_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            fuel: 2_000_000_000,
+            timeout: Duration::from_secs(10),
+            memory_bytes: 64 << 20,
+            output_bytes: 1 << 20,
+            hostcall_bytes: 4 << 20,
+        }
+    }
+}
+
+/// Caps linear memory and table growth and remembers the peak, for the metering record.
+pub(crate) struct MemoryLimiter {
+    cap_bytes: usize,
+    current_bytes: usize,
+    pub(crate) peak_bytes: usize,
+    /// Set when a growth was refused: the trap that follows is a memory-limit error.
+    pub(crate) refused: bool,
+}
+
+/// Tables hold function references; no plugin legitimately needs more.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+impl MemoryLimiter {
+    pub(crate) fn new(cap_bytes: u64) -> Self {
+        Self {
+            cap_bytes: usize::try_from(cap_bytes).unwrap_or(usize::MAX),
+            current_bytes: 0,
+            peak_bytes: 0,
+            refused: false,
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let total = self.current_bytes - current.min(self.current_bytes) + desired;
+        if total > self.cap_bytes {
+            self.refused = true;
+            return Ok(false);
+        }
+        self.current_bytes = total;
+        self.peak_bytes = self.peak_bytes.max(total);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}

@@ -1,0 +1,21 @@
+//! The metering record every invocation yields, success or not.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// What one invocation consumed. Produced for failed invocations too: a plugin that runs
+/// out of fuel has still spent it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeteringRecord {
+    /// Fuel units consumed, instantiation included.
+    pub fuel: u64,
+    /// Wall time from store creation to result, in microseconds.
+    pub wall_time_us: u64,
+    /// Peak sum of linear memory sizes, in bytes.
+    pub peak_memory_bytes: u64,
+    /// Calls into hyyve host interfaces (log, kv, secrets, usage, outgoing HTTP).
+    pub host_calls: u64,
+    /// Custom billable units reported by the plugin through `usage`.
+    pub usage: BTreeMap<String, u64>,
+}

@@ -1,0 +1,211 @@
+//! A loaded node plugin: validated, linked, described once.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::bindings::{NodePluginPre, types as wit};
+use crate::engine::Runtime;
+use crate::error::{InvocationError, LoadError};
+use crate::inspect::{PluginWorld, world_of};
+
+/// sha256 of a component's bytes: what pins a plugin version and keys caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest([u8; 32]);
+
+impl Digest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        Self(Sha256::digest(bytes).into())
+    }
+
+    /// Lower-case hex, without prefix.
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.hex())
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// An input or output of a node type, with its schema parsed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Port {
+    /// Identifier used by edges.
+    pub name: String,
+    /// Human title.
+    pub title: String,
+    /// What flows through it.
+    pub description: String,
+    /// JSON Schema of its values.
+    pub schema: serde_json::Value,
+    /// Whether a value is required (inputs) or always emitted (outputs).
+    pub required: bool,
+}
+
+/// A node type as the plugin described it, with schemas parsed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeType {
+    /// Identifier within the component.
+    pub name: String,
+    /// Human title.
+    pub title: String,
+    /// What it does.
+    pub description: String,
+    /// Palette group.
+    pub category: String,
+    /// Input ports.
+    pub inputs: Vec<Port>,
+    /// Output ports.
+    pub outputs: Vec<Port>,
+    /// JSON Schema of the configuration object.
+    pub config_schema: serde_json::Value,
+}
+
+impl NodeType {
+    /// The input port called `name`.
+    pub fn input(&self, name: &str) -> Option<&Port> {
+        self.inputs.iter().find(|p| p.name == name)
+    }
+
+    /// The output port called `name`.
+    pub fn output(&self, name: &str) -> Option<&Port> {
+        self.outputs.iter().find(|p| p.name == name)
+    }
+}
+
+/// A node component ready to instantiate: compiled, linked, described.
+pub struct NodePlugin {
+    pub(crate) digest: Digest,
+    pub(crate) pre: NodePluginPre<crate::state::HostState>,
+    pub(crate) node_types: Vec<NodeType>,
+}
+
+impl NodePlugin {
+    /// The component's sha256.
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+
+    /// The node types it offers.
+    pub fn node_types(&self) -> &[NodeType] {
+        &self.node_types
+    }
+
+    /// The node type called `name`.
+    pub fn node_type(&self, name: &str) -> Option<&NodeType> {
+        self.node_types.iter().find(|t| t.name == name)
+    }
+}
+
+impl Runtime {
+    /// Reads and loads a node plugin from a `.wasm` file.
+    pub async fn load_node_plugin_file(&self, path: &Path) -> Result<NodePlugin, LoadError> {
+        let bytes = tokio::fs::read(path).await.map_err(|e| LoadError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        self.load_node_plugin(&bytes).await
+    }
+
+    /// Validates `bytes` as a node-plugin component, links it, and asks it to describe
+    /// its node types (in a fresh, limited instance like any invocation).
+    pub async fn load_node_plugin(&self, bytes: &[u8]) -> Result<NodePlugin, LoadError> {
+        let (digest, component) = self.compile(bytes)?;
+        let world = world_of(&self.engine, &component);
+        if world != PluginWorld::Node {
+            return Err(LoadError::WrongWorld {
+                expected: "node-plugin",
+                found: world.describe(),
+            });
+        }
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::UnsatisfiedImport(format!("{e:#}")))?;
+        let pre = NodePluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
+            expected: "node-plugin",
+            found: format!("{e:#}"),
+        })?;
+        let raw = self.describe(&pre).await.map_err(|e| match e {
+            InvocationError::Trap(m) => LoadError::Describe(format!("trapped: {m}")),
+            other => LoadError::Describe(other.to_string()),
+        })?;
+        let node_types = parse_node_types(raw)?;
+        Ok(NodePlugin {
+            digest,
+            pre,
+            node_types,
+        })
+    }
+}
+
+fn parse_node_types(raw: Vec<wit::NodeType>) -> Result<Vec<NodeType>, LoadError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for t in raw {
+        if t.name.is_empty() || !seen.insert(t.name.clone()) {
+            return Err(LoadError::Describe(format!(
+                "node type name `{}` is empty or repeated",
+                t.name
+            )));
+        }
+        let context = format!("node type `{}`", t.name);
+        let node = NodeType {
+            config_schema: parse_schema(&t.config_schema, &format!("{context} config"))?,
+            inputs: parse_ports(t.inputs, &format!("{context} input"))?,
+            outputs: parse_ports(t.outputs, &format!("{context} output"))?,
+            name: t.name,
+            title: t.title,
+            description: t.description,
+            category: t.category,
+        };
+        out.push(node);
+    }
+    Ok(out)
+}
+
+fn parse_ports(ports: Vec<wit::Port>, context: &str) -> Result<Vec<Port>, LoadError> {
+    let mut seen = HashSet::new();
+    ports
+        .into_iter()
+        .map(|p| {
+            if p.name.is_empty() || !seen.insert(p.name.clone()) {
+                return Err(LoadError::Describe(format!(
+                    "{context} port name `{}` is empty or repeated",
+                    p.name
+                )));
+            }
+            Ok(Port {
+                schema: parse_schema(&p.schema, &format!("{context} `{}`", p.name))?,
+                name: p.name,
+                title: p.title,
+                description: p.description,
+                required: p.required,
+            })
+        })
+        .collect()
+}
+
+fn parse_schema(text: &str, context: &str) -> Result<serde_json::Value, LoadError> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| LoadError::Describe(format!("{context} schema is not JSON: {e}")))?;
+    if !(value.is_object() || value.is_boolean()) {
+        return Err(LoadError::Describe(format!(
+            "{context} schema must be an object or a boolean"
+        )));
+    }
+    Ok(value)
+}

@@ -1,0 +1,48 @@
+//! The data of one invocation's store. Each capability keeps its own field and is reached
+//! through its own view, so no module touches another's state.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::imports::http::HttpPolicy;
+use crate::imports::kv::{KvScope, KvStore};
+use crate::invoke::InvocationIds;
+use crate::limits::MemoryLimiter;
+use crate::metering::MeteringRecord;
+
+/// Everything a store holds for one invocation; dropped with the store.
+pub(crate) struct HostState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) http_policy: HttpPolicy,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) meter: MeteringRecord,
+    pub(crate) ids: InvocationIds,
+    pub(crate) kv: Arc<dyn KvStore>,
+    pub(crate) kv_scope: KvScope,
+    /// The guest's stderr (panic messages land here), capped, for trap reports.
+    pub(crate) stderr: wasmtime_wasi::p2::pipe::MemoryOutputPipe,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_policy,
+        }
+    }
+}

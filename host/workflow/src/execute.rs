@@ -1,0 +1,427 @@
+//! Running a [`Plan`]: nodes start as soon as everything upstream has finished, at most
+//! `concurrency` at a time, each in its own fresh instance.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyyve_runtime::{InvocationIds, InvocationRequest, KvScope, Limits, MeteringRecord, Runtime};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::cache::{CacheKey, ResultCache};
+use crate::plan::{Plan, PlannedNode, Source};
+
+/// How runs execute.
+#[derive(Debug, Clone)]
+pub struct ExecutorConfig {
+    /// Nodes running at once within one run.
+    pub concurrency: usize,
+    /// Limits applied to every invocation.
+    pub limits: Limits,
+    /// Workspace the runs belong to (scopes KV).
+    pub workspace: String,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            limits: Limits::default(),
+            workspace: "default".into(),
+        }
+    }
+}
+
+/// Outcome of a whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Every node succeeded, came from cache, or was skipped by a branch.
+    Succeeded,
+    /// At least one node failed.
+    Failed,
+}
+
+/// What happened to one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    /// Executed and produced outputs.
+    Succeeded,
+    /// Outputs reused from the result cache; not executed.
+    Cached,
+    /// Executed (or tried to) and failed.
+    Failed,
+    /// Not executed: a branch upstream did not emit a required input.
+    Skipped,
+    /// Not executed because something upstream failed.
+    NotRun,
+}
+
+/// Why a node failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeFailure {
+    /// Stable kind, e.g. `fuel_exhausted`, `input_schema`, `output_schema`, `failed`.
+    pub kind: String,
+    /// Human explanation.
+    pub message: String,
+}
+
+/// One node's part of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeReport {
+    /// Node id.
+    pub id: String,
+    /// What happened.
+    pub status: NodeStatus,
+    /// Outputs by port, when it succeeded or was cached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Value>,
+    /// Why it failed, or why it was skipped / not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<NodeFailure>,
+    /// What the invocation consumed (zero when it did not execute).
+    pub metering: MeteringRecord,
+}
+
+/// A finished run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The run.
+    pub run_id: String,
+    /// Overall outcome.
+    pub status: RunStatus,
+    /// Nodes in plan (topological) order.
+    pub nodes: Vec<NodeReport>,
+    /// Wall time of the whole run, in microseconds.
+    pub wall_time_us: u64,
+}
+
+impl RunReport {
+    /// The report of node `id`.
+    pub fn node(&self, id: &str) -> Option<&NodeReport> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+}
+
+/// The run input was unusable; nothing ran.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("run input `{name}`{field}: {message}")]
+pub struct RunInputError {
+    /// The input.
+    pub name: String,
+    /// JSON Pointer within its value.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Runs plans on a shared runtime.
+pub struct Executor {
+    runtime: Arc<Runtime>,
+    config: ExecutorConfig,
+    cache: Option<Arc<ResultCache>>,
+}
+
+impl Executor {
+    /// An executor without result caching.
+    pub fn new(runtime: Arc<Runtime>, config: ExecutorConfig) -> Self {
+        Self {
+            runtime,
+            config,
+            cache: None,
+        }
+    }
+
+    /// Reuse outputs of nodes whose (component, type, config, inputs) did not change.
+    pub fn with_cache(mut self, cache: Arc<ResultCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Runs `plan` once with `input` (an object of run inputs).
+    pub async fn run(&self, plan: Arc<Plan>, run_id: &str, input: &Value) -> Result<RunReport, RunInputError> {
+        let input = check_run_input(&plan, input)?;
+        let started = Instant::now();
+        let n = plan.nodes.len();
+        let mut done: Vec<Option<NodeReport>> = vec![None; n];
+        let mut scheduled = vec![false; n];
+        let semaphore = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let mut tasks = JoinSet::new();
+        let mut task_node = HashMap::new();
+
+        loop {
+            // Settle every node whose upstream is done; repeat while settling unlocks more.
+            let mut progressed = true;
+            while progressed {
+                progressed = false;
+                for i in 0..n {
+                    let node = &plan.nodes[i];
+                    if scheduled[i] || !node.upstream.iter().all(|&u| done[u].is_some()) {
+                        continue;
+                    }
+                    scheduled[i] = true;
+                    match gather_inputs(node, &plan, &done, &input) {
+                        Gathered::Blocked(report) => {
+                            done[i] = Some(report);
+                            progressed = true;
+                        }
+                        Gathered::Ready(inputs) => {
+                            let job = NodeJob {
+                                runtime: self.runtime.clone(),
+                                plan: plan.clone(),
+                                index: i,
+                                inputs,
+                                ids: InvocationIds {
+                                    run_id: run_id.to_owned(),
+                                    node_id: node.id.clone(),
+                                    attempt: 1,
+                                },
+                                scope: KvScope {
+                                    workspace: self.config.workspace.clone(),
+                                    install: node.plugin.digest().hex(),
+                                },
+                                limits: self.config.limits,
+                                cache: self.cache.clone(),
+                            };
+                            let permit = semaphore.clone();
+                            let handle = tasks.spawn(async move {
+                                let _permit = permit.acquire_owned().await;
+                                job.execute().await
+                            });
+                            task_node.insert(handle.id(), i);
+                        }
+                    }
+                }
+            }
+            match tasks.join_next_with_id().await {
+                None => break,
+                Some(Ok((id, report))) => done[task_node[&id]] = Some(report),
+                Some(Err(e)) => {
+                    let i = task_node[&e.id()];
+                    done[i] = Some(NodeReport::failure(&plan.nodes[i].id, "host_error", e.to_string()));
+                }
+            }
+        }
+
+        let nodes: Vec<NodeReport> = done
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.unwrap_or_else(|| NodeReport::not_run(&plan.nodes[i].id, "never became ready")))
+            .collect();
+        let failed = nodes.iter().any(|r| r.status == NodeStatus::Failed);
+        Ok(RunReport {
+            run_id: run_id.to_owned(),
+            status: if failed { RunStatus::Failed } else { RunStatus::Succeeded },
+            nodes,
+            wall_time_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        })
+    }
+}
+
+fn check_run_input(plan: &Plan, input: &Value) -> Result<Map<String, Value>, RunInputError> {
+    let object = match input {
+        Value::Object(o) => o.clone(),
+        Value::Null => Map::new(),
+        _ => {
+            return Err(RunInputError {
+                name: "*".into(),
+                field: String::new(),
+                message: "run input must be a JSON object".into(),
+            });
+        }
+    };
+    for (name, value) in &object {
+        let Some(validator) = plan.run_inputs.get(name) else {
+            return Err(RunInputError {
+                name: name.clone(),
+                field: String::new(),
+                message: "not declared by the workflow".into(),
+            });
+        };
+        if let Some(e) = validator.iter_errors(value).next() {
+            return Err(RunInputError {
+                name: name.clone(),
+                field: e.instance_path().to_string(),
+                message: e.to_string(),
+            });
+        }
+    }
+    Ok(object)
+}
+
+enum Gathered {
+    Ready(Value),
+    Blocked(NodeReport),
+}
+
+/// Collects a node's inputs from literals, run inputs and upstream outputs. A failed
+/// upstream blocks the node (not run); a required input nobody emitted skips it.
+fn gather_inputs(node: &PlannedNode, plan: &Plan, done: &[Option<NodeReport>], run_input: &Map<String, Value>) -> Gathered {
+    if let Some(u) = node.upstream.iter().find(|&&u| {
+        matches!(
+            done[u].as_ref().map(|r| r.status),
+            Some(NodeStatus::Failed | NodeStatus::NotRun)
+        )
+    }) {
+        let reason = format!("upstream node `{}` did not succeed", plan.nodes[*u].id);
+        return Gathered::Blocked(NodeReport::not_run(&node.id, &reason));
+    }
+    let mut inputs = Map::new();
+    for (port, source) in &node.sources {
+        let value = match source {
+            Source::Literal(v) => Some(v.clone()),
+            Source::RunInput(name) => run_input.get(name).cloned(),
+            Source::Port { node: u, port: out } => done[*u]
+                .as_ref()
+                .and_then(|r| r.outputs.as_ref())
+                .and_then(|o| o.get(out))
+                .cloned(),
+        };
+        match value {
+            Some(v) => {
+                inputs.insert(port.clone(), v);
+            }
+            None if node.node_type.input(port).is_some_and(|p| p.required) => {
+                let reason = format!("required input `{port}` received no value");
+                return Gathered::Blocked(NodeReport::skipped(&node.id, &reason));
+            }
+            None => {}
+        }
+    }
+    Gathered::Ready(Value::Object(inputs))
+}
+
+/// Everything one node execution needs, owned, so it can run on any worker.
+struct NodeJob {
+    runtime: Arc<Runtime>,
+    plan: Arc<Plan>,
+    index: usize,
+    inputs: Value,
+    ids: InvocationIds,
+    scope: KvScope,
+    limits: Limits,
+    cache: Option<Arc<ResultCache>>,
+}
+
+impl NodeJob {
+    async fn execute(self) -> NodeReport {
+        let node = &self.plan.nodes[self.index];
+        if let Some(message) = check_ports(&node.input_validators, &self.inputs, "input") {
+            return NodeReport::failure(&node.id, "input_schema", message);
+        }
+        let key = CacheKey::new(node.plugin.digest(), &node.node_type.name, &node.config, &self.inputs);
+        if let Some(outputs) = self.cache.as_ref().and_then(|c| c.get(&key)) {
+            return NodeReport {
+                id: node.id.clone(),
+                status: NodeStatus::Cached,
+                outputs: Some(outputs),
+                error: None,
+                metering: MeteringRecord::default(),
+            };
+        }
+        let outcome = self
+            .runtime
+            .invoke(
+                &node.plugin,
+                InvocationRequest {
+                    node_type: &node.node_type.name,
+                    config: &node.config,
+                    inputs: &self.inputs,
+                    ids: self.ids,
+                    scope: self.scope,
+                    limits: self.limits,
+                },
+            )
+            .await;
+        let outputs = match outcome.result {
+            Ok(outputs) => outputs,
+            Err(e) => {
+                let mut report = NodeReport::failure(&node.id, e.kind(), e.to_string());
+                report.metering = outcome.metering;
+                return report;
+            }
+        };
+        if let Some(message) = check_outputs(node, &outputs) {
+            let mut report = NodeReport::failure(&node.id, "output_schema", message);
+            report.metering = outcome.metering;
+            return report;
+        }
+        if let Some(cache) = &self.cache {
+            cache.put(key, &outputs);
+        }
+        NodeReport {
+            id: node.id.clone(),
+            status: NodeStatus::Succeeded,
+            outputs: Some(outputs),
+            error: None,
+            metering: outcome.metering,
+        }
+    }
+}
+
+/// First port value violating its schema, described.
+fn check_ports(validators: &HashMap<String, jsonschema::Validator>, values: &Value, direction: &str) -> Option<String> {
+    let object = values.as_object()?;
+    for (port, value) in object {
+        if let Some(e) = validators.get(port).and_then(|v| v.iter_errors(value).next()) {
+            return Some(format!("{direction} `{port}`{}: {e}", e.instance_path()));
+        }
+    }
+    None
+}
+
+fn check_outputs(node: &PlannedNode, outputs: &Value) -> Option<String> {
+    let object = outputs.as_object()?;
+    if let Some(port) = object.keys().find(|k| node.node_type.output(k).is_none()) {
+        return Some(format!("emitted undeclared output `{port}`"));
+    }
+    if let Some(port) = node
+        .node_type
+        .outputs
+        .iter()
+        .find(|p| p.required && !object.contains_key(&p.name))
+    {
+        return Some(format!("required output `{}` missing", port.name));
+    }
+    check_ports(&node.output_validators, outputs, "output")
+}
+
+impl NodeReport {
+    fn failure(id: &str, kind: &str, message: String) -> Self {
+        Self {
+            id: id.to_owned(),
+            status: NodeStatus::Failed,
+            outputs: None,
+            error: Some(NodeFailure {
+                kind: kind.to_owned(),
+                message,
+            }),
+            metering: MeteringRecord::default(),
+        }
+    }
+
+    fn blocked(id: &str, status: NodeStatus, kind: &str, reason: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            status,
+            outputs: None,
+            error: Some(NodeFailure {
+                kind: kind.to_owned(),
+                message: reason.to_owned(),
+            }),
+            metering: MeteringRecord::default(),
+        }
+    }
+
+    fn not_run(id: &str, reason: &str) -> Self {
+        Self::blocked(id, NodeStatus::NotRun, "upstream_failed", reason)
+    }
+
+    fn skipped(id: &str, reason: &str) -> Self {
+        Self::blocked(id, NodeStatus::Skipped, "branch_not_taken", reason)
+    }
+}

@@ -1,0 +1,205 @@
+//! Hostile and probing node types. Each one misbehaves (or probes a capability) in one
+//! way; the host tests assert that every one is contained with its own error.
+
+use hyyve_sdk::{Context, Deserialize, Error, JsonSchema, Node, NoConfig, NoInputs, Serialize, Value};
+
+/// Output of probing nodes: what the guest observed.
+#[derive(Serialize, JsonSchema)]
+pub struct Observed {
+    /// A description of what happened.
+    pub observed: String,
+}
+
+macro_rules! probe {
+    ($ty:ident, $name:literal, $body:expr) => {
+        /// A hostile or probing node.
+        pub struct $ty;
+        impl Node for $ty {
+            const NAME: &'static str = $name;
+            const TITLE: &'static str = $name;
+            const DESCRIPTION: &'static str = "test guest";
+            type Config = NoConfig;
+            type Inputs = NoInputs;
+            type Outputs = Observed;
+            fn run(_: NoConfig, _: NoInputs, _: &Context) -> Result<Observed, Error> {
+                $body
+            }
+        }
+    };
+}
+
+fn observed(s: impl Into<String>) -> Result<Observed, Error> {
+    Ok(Observed { observed: s.into() })
+}
+
+probe!(InfiniteLoop, "infinite-loop", {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+});
+
+probe!(MemoryBomb, "memory-bomb", {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1u8; 1 << 20]);
+        std::hint::black_box(&hoard);
+    }
+});
+
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    recurse(depth + 1) + frame[3]
+}
+
+probe!(DeepRecursion, "deep-recursion", {
+    observed(format!("{}", recurse(0)))
+});
+
+probe!(Panic, "panic", {
+    panic!("hostile guest panicked on purpose")
+});
+
+probe!(HugeOutput, "huge-output", {
+    observed("x".repeat(8 << 20))
+});
+
+probe!(ReadHostFiles, "read-host-files", {
+    let passwd = std::fs::read_to_string("/etc/passwd").map_err(|e| e.to_string());
+    let root = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.to_string());
+    observed(format!("passwd={passwd:?} root={root:?}"))
+});
+
+probe!(ReadEnv, "read-env", {
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let args: Vec<String> = std::env::args().collect();
+    observed(format!("vars={vars:?} args={args:?}"))
+});
+
+probe!(OpenSocket, "open-socket", {
+    let tcp = std::net::TcpStream::connect("127.0.0.1:5432").map(|_| ()).map_err(|e| e.kind().to_string());
+    observed(format!("tcp={tcp:?}"))
+});
+
+probe!(HttpOut, "http-out", {
+    match hyyve_sdk::http::get("http://127.0.0.1:9/") {
+        Ok(r) => observed(format!("status {}", r.status)),
+        Err(e) => Err(Error::failed(e)),
+    }
+});
+
+probe!(ReadSecret, "read-secret", {
+    match hyyve_sdk::secrets::get("API_KEY") {
+        Ok(_) => observed("secret read"),
+        Err(e) => Err(Error::failed(format!("{e:?}"))),
+    }
+});
+
+probe!(KvRoundTrip, "kv-round-trip", {
+    let before = hyyve_sdk::kv::get("counter").map_err(|e| Error::failed(format!("{e:?}")))?;
+    let n = before.map_or(0, |b| b.first().copied().unwrap_or(0)) + 1;
+    hyyve_sdk::kv::set("counter", &[n]).map_err(|e| Error::failed(format!("{e:?}")))?;
+    observed(format!("counter={n}"))
+});
+
+probe!(KvFlood, "kv-flood", {
+    let chunk = vec![7u8; 512 << 10];
+    for i in 0..1000 {
+        if let Err(e) = hyyve_sdk::kv::set(&format!("k{i}"), &chunk) {
+            return Err(Error::failed(format!("after {i} writes: {e:?}")));
+        }
+    }
+    observed("wrote everything")
+});
+
+probe!(ReportUsage, "report-usage", {
+    hyyve_sdk::usage::report("llm.input-tokens", 1200);
+    hyyve_sdk::usage::report("llm.output-tokens", 300);
+    hyyve_sdk::usage::report("llm.input-tokens", 34);
+    hyyve_sdk::log::info("reported usage");
+    observed("ok")
+});
+
+probe!(ManyHostCalls, "many-host-calls", {
+    for _ in 0..10_000 {
+        hyyve_sdk::usage::report("tick", 1);
+    }
+    observed("done")
+});
+
+probe!(FailRetryable, "fail-retryable", {
+    Err(Error::Retryable("upstream rate limited".into()))
+});
+
+/// Declares an integer output, returns a string: breaks its own output schema.
+pub struct BreaksSchema;
+
+/// Output whose schema says integer while the value is text.
+#[derive(Serialize, JsonSchema)]
+pub struct Lying {
+    /// Claimed integer.
+    #[schemars(with = "u32")]
+    pub count: String,
+}
+
+impl Node for BreaksSchema {
+    const NAME: &'static str = "breaks-schema";
+    const TITLE: &'static str = "breaks-schema";
+    const DESCRIPTION: &'static str = "test guest";
+    type Config = NoConfig;
+    type Inputs = NoInputs;
+    type Outputs = Lying;
+    fn run(_: NoConfig, _: NoInputs, _: &Context) -> Result<Lying, Error> {
+        Ok(Lying { count: "not a number".into() })
+    }
+}
+
+/// Returns a JSON array where an object of ports is required.
+pub struct NotAnObject;
+
+impl Node for NotAnObject {
+    const NAME: &'static str = "not-an-object";
+    const TITLE: &'static str = "not-an-object";
+    const DESCRIPTION: &'static str = "test guest";
+    type Config = NoConfig;
+    type Inputs = NoInputs;
+    type Outputs = Vec<u32>;
+    fn run(_: NoConfig, _: NoInputs, _: &Context) -> Result<Vec<u32>, Error> {
+        Ok(vec![1, 2, 3])
+    }
+}
+
+/// Echoes its input, so tests can see exactly what the host passed in.
+pub struct Echo;
+
+/// Inputs of `echo`.
+#[derive(Deserialize, JsonSchema)]
+pub struct EchoInputs {
+    /// Anything.
+    pub value: Value,
+}
+
+/// Outputs of `echo`.
+#[derive(Serialize, JsonSchema)]
+pub struct EchoOutputs {
+    /// The input, unchanged.
+    pub value: Value,
+}
+
+impl Node for Echo {
+    const NAME: &'static str = "echo";
+    const TITLE: &'static str = "echo";
+    const DESCRIPTION: &'static str = "test guest";
+    type Config = NoConfig;
+    type Inputs = EchoInputs;
+    type Outputs = EchoOutputs;
+    fn run(_: NoConfig, i: EchoInputs, _: &Context) -> Result<EchoOutputs, Error> {
+        Ok(EchoOutputs { value: i.value })
+    }
+}
+
+hyyve_sdk::export_nodes!(
+    InfiniteLoop, MemoryBomb, DeepRecursion, Panic, HugeOutput, ReadHostFiles, ReadEnv,
+    OpenSocket, HttpOut, ReadSecret, KvRoundTrip, KvFlood, ReportUsage, ManyHostCalls,
+    FailRetryable, BreaksSchema, NotAnObject, Echo,
+);

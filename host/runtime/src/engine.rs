@@ -29,6 +29,9 @@ pub struct RuntimeConfig {
     pub epoch_tick: Duration,
     /// The KV backend shared by all invocations (each sees only its own scope).
     pub kv: Arc<dyn KvStore>,
+    /// Fuel and epoch deadlines on (always, except to measure their overhead). Without
+    /// them a CPU-bound guest is neither billed nor interruptible before it returns.
+    pub metering: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -39,6 +42,7 @@ impl Default for RuntimeConfig {
             max_instances: 256,
             epoch_tick: Duration::from_millis(1),
             kv: Arc::new(InMemoryKv::new(16 << 20)),
+            metering: true,
         }
     }
 }
@@ -53,6 +57,7 @@ pub struct Runtime {
     pub(crate) linker: Linker<HostState>,
     pub(crate) kv: Arc<dyn KvStore>,
     pub(crate) max_memory_bytes: u64,
+    pub(crate) metering: bool,
     cache: Option<ComponentCache>,
 }
 
@@ -61,7 +66,9 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         let engine = Engine::new(&engine_config(&config))
             .map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        spawn_epoch_ticker(&engine, config.epoch_tick);
+        if config.metering {
+            spawn_epoch_ticker(&engine, config.epoch_tick);
+        }
         let linker = link(&engine).map_err(|e| RuntimeError::Link(e.to_string()))?;
         let cache = match &config.cache_dir {
             Some(dir) => Some(ComponentCache::open(dir, &engine)?),
@@ -72,6 +79,7 @@ impl Runtime {
             linker,
             kv: config.kv,
             max_memory_bytes: config.max_memory_bytes,
+            metering: config.metering,
             cache,
         })
     }
@@ -120,8 +128,8 @@ fn engine_config(config: &RuntimeConfig) -> Config {
 
     let mut cfg = Config::new();
     cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-        .consume_fuel(true)
-        .epoch_interruption(true)
+        .consume_fuel(config.metering)
+        .epoch_interruption(config.metering)
         // Native stack for wasm frames: deep recursion traps instead of overflowing.
         .max_wasm_stack(1 << 20)
         // No WASIp3 / component-model async here; off trims call overhead.

@@ -157,23 +157,29 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        // Fuel is on in the engine config, so setting it cannot fail.
-        let _ = store.set_fuel(limits.fuel);
         store.set_hostcall_fuel(usize::try_from(limits.hostcall_bytes).unwrap_or(usize::MAX));
-        // Yield to tokio at every epoch tick: a CPU-bound guest never holds a worker
-        // thread past one tick, and the surrounding timeout can fire.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
+        if self.metering {
+            // Fuel is on in the engine config, so setting it cannot fail.
+            let _ = store.set_fuel(limits.fuel);
+            // Yield to tokio at every epoch tick: a CPU-bound guest never holds a worker
+            // thread past one tick, and the surrounding timeout can fire.
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_async_yield_and_update(1);
+        }
         store
     }
 }
 
 fn finish(store: &mut Store<HostState>, started: Instant, limits: &Limits) -> MeteringRecord {
-    let remaining = store.get_fuel().unwrap_or(0);
+    // Without fuel metering (benchmarks only) there is nothing to report.
+    let fuel = match store.get_fuel() {
+        Ok(remaining) => limits.fuel.saturating_sub(remaining),
+        Err(_) => 0,
+    };
     let state = store.data_mut();
     let mut record = std::mem::take(&mut state.meter);
     record.host_calls += state.http_policy.attempts;
-    record.fuel = limits.fuel.saturating_sub(remaining);
+    record.fuel = fuel;
     record.peak_memory_bytes = state.limiter.peak_bytes as u64;
     record.wall_time_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     record

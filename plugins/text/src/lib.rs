@@ -44,7 +44,7 @@ impl Node for Template {
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         let text = env
-            .render_str(&config.template, &inputs.data)
+            .render_str(&config.template, minijinja::value::Serde(&inputs.data))
             .map_err(|e| Error::invalid_input(format!("template: {e}")))?;
         Ok(TextOutput { text })
     }

@@ -1,0 +1,172 @@
+//! `hyyve bench`: the figures recorded in BENCHMARKS.md. Benchmarks, not tests: they
+//! measure and print, they do not assert timings.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hyyve_runtime::{InvocationIds, InvocationRequest, KvScope, Limits, NodePlugin, Runtime, RuntimeConfig};
+use hyyve_workflow::{Edge, Executor, ExecutorConfig, NodeSpec, Workflow};
+use serde_json::json;
+
+use crate::resolve::Resolver;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+async fn load_fibo(runtime: &Arc<Runtime>, repo: &Path) -> anyhow::Result<Arc<NodePlugin>> {
+    let mut set = Resolver::new(runtime.clone(), repo.to_path_buf())
+        .resolve(&["hyyve:fibo"], repo)
+        .await?;
+    set.remove("hyyve:fibo").context("fibo plugin missing")
+}
+
+async fn call_fibo(runtime: &Runtime, plugin: &NodePlugin, n: u32) -> anyhow::Result<Duration> {
+    let config = json!({ "n": n });
+    let inputs = json!({});
+    let started = Instant::now();
+    let outcome = runtime
+        .invoke(
+            plugin,
+            InvocationRequest {
+                node_type: "fibo",
+                config: &config,
+                inputs: &inputs,
+                ids: InvocationIds::default(),
+                scope: KvScope::default(),
+                limits: Limits::default(),
+            },
+        )
+        .await;
+    let elapsed = started.elapsed();
+    outcome.result.map_err(|e| anyhow::anyhow!("fibo failed: {e}"))?;
+    Ok(elapsed)
+}
+
+/// Runs every benchmark and returns the report.
+pub async fn run_all(repo: &Path, iterations: usize) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let runtime = Arc::new(Runtime::new(RuntimeConfig::default())?);
+    let fibo = load_fibo(&runtime, repo).await?;
+
+    // 1. Fresh isolated instance + trivial call.
+    for _ in 0..200 {
+        call_fibo(&runtime, &fibo, 1).await?;
+    }
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        samples.push(call_fibo(&runtime, &fibo, 1).await?);
+    }
+    samples.sort();
+    let _ = writeln!(
+        out,
+        "fresh instance + trivial node call ({iterations} calls): median {}, p99 {}",
+        us(percentile(&samples, 0.5)),
+        us(percentile(&samples, 0.99))
+    );
+
+    // 2. 400 fibo(10) nodes in a sequential chain, each in a fresh instance.
+    let chain = fibo_chain(400, 10);
+    let mut plugins = hyyve_workflow::PluginSet::new();
+    plugins.insert("hyyve:fibo".into(), fibo.clone());
+    let plan = Arc::new(hyyve_workflow::validate(&chain, &plugins).map_err(|e| anyhow::anyhow!("{e:?}"))?);
+    let executor = Executor::new(runtime.clone(), ExecutorConfig::default());
+    let mut chain_times = Vec::new();
+    for round in 0..7 {
+        let started = Instant::now();
+        let report = executor.run(plan.clone(), &format!("bench-{round}"), &json!({})).await?;
+        anyhow::ensure!(report.status == hyyve_workflow::RunStatus::Succeeded, "chain run failed");
+        chain_times.push(started.elapsed());
+    }
+    chain_times.sort();
+    let chain_median = percentile(&chain_times, 0.5);
+    let _ = writeln!(
+        out,
+        "400 x fibo(10) sequential chain, fresh instance each (7 runs): median {}, best {}",
+        ms(chain_median),
+        ms(chain_times[0])
+    );
+
+    // 3. The same work as one native process per invocation.
+    let native = std::env::current_exe()?
+        .parent()
+        .context("executable has no folder")?
+        .join("fibo-native");
+    let started = Instant::now();
+    for _ in 0..400 {
+        let status = std::process::Command::new(&native)
+            .arg("10")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .with_context(|| format!("running {}", native.display()))?;
+        anyhow::ensure!(status.success(), "fibo-native failed");
+    }
+    let native_total = started.elapsed();
+    let _ = writeln!(
+        out,
+        "400 x fibo(10) as a native subprocess each: {} (wasm chain is {:.1}x faster)",
+        ms(native_total),
+        native_total.as_secs_f64() / chain_median.as_secs_f64()
+    );
+
+    // 4. Metering overhead on a CPU-bound node.
+    let unmetered = Arc::new(Runtime::new(RuntimeConfig {
+        metering: false,
+        ..RuntimeConfig::default()
+    })?);
+    let fibo_unmetered = load_fibo(&unmetered, repo).await?;
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        with.push(call_fibo(&runtime, &fibo, 27).await?);
+        without.push(call_fibo(&unmetered, &fibo_unmetered, 27).await?);
+    }
+    with.sort();
+    without.sort();
+    let (w, wo) = (percentile(&with, 0.5), percentile(&without, 0.5));
+    let _ = writeln!(
+        out,
+        "fibo(27), fuel + epochs: median {}; neither: median {}; overhead {:.1} %",
+        ms(w),
+        ms(wo),
+        (w.as_secs_f64() / wo.as_secs_f64() - 1.0) * 100.0
+    );
+    Ok(out)
+}
+
+/// `count` fibo(n) nodes, each fed by the previous one's output.
+pub fn fibo_chain(count: usize, n: u32) -> Workflow {
+    let nodes = (0..count)
+        .map(|i| NodeSpec {
+            id: format!("f{i}"),
+            plugin: "hyyve:fibo".into(),
+            node_type: "fibo".into(),
+            config: json!({ "n": n }),
+            inputs: Default::default(),
+        })
+        .collect();
+    let edges = (1..count)
+        .map(|i| Edge {
+            from: format!("f{}.value", i - 1),
+            to: format!("f{i}.after"),
+        })
+        .collect();
+    Workflow {
+        name: format!("{count} x fibo({n}) chain"),
+        description: String::new(),
+        inputs: Default::default(),
+        nodes,
+        edges,
+    }
+}

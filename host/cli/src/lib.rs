@@ -1,0 +1,7 @@
+//! The `hyyve` command's building blocks: building plugins, resolving plugin references,
+//! printing reports, benchmarks. `main.rs` only parses arguments.
+
+pub mod bench;
+pub mod build;
+pub mod report;
+pub mod resolve;

@@ -39,10 +39,13 @@ impl ComponentCache {
         if !path.exists() {
             return None;
         }
+        // Read into memory rather than mmap: a file truncated by another process while
+        // mapped would kill this one with SIGBUS.
+        let bytes = std::fs::read(&path).ok()?;
         // SAFETY: only this module writes into the cache directory, always with
         // `Component::serialize` output of an engine with the same compatibility hash,
-        // and writes are atomic (temp file + rename), so the file is a complete artifact.
-        match unsafe { Component::deserialize_file(engine, &path) } {
+        // atomically (temp file + rename); wasmtime still checks the header and version.
+        match unsafe { Component::deserialize(engine, &bytes) } {
             Ok(component) => Some(component),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "discarding unusable cache entry");

@@ -47,6 +47,7 @@ probe!(MemoryBomb, "memory-bomb", {
     }
 });
 
+#[allow(unconditional_recursion)]
 fn recurse(depth: u64) -> u64 {
     let frame = std::hint::black_box([depth; 64]);
     recurse(depth + 1) + frame[3]

@@ -89,6 +89,13 @@ pub enum InvocationError {
         /// The cap.
         limit_bytes: u64,
     },
+    /// A host call or the returned value moved more bytes between guest and host than
+    /// allowed.
+    #[error("host-call payload exceeds {limit_bytes} bytes")]
+    HostcallPayloadTooLarge {
+        /// The cap.
+        limit_bytes: u64,
+    },
     /// The returned text is not JSON, or not a JSON object.
     #[error("output is not a JSON object: {0}")]
     MalformedOutput(String),
@@ -121,6 +128,7 @@ impl InvocationError {
             Self::DeadlineExceeded { .. } => "deadline_exceeded",
             Self::MemoryLimitExceeded { .. } => "memory_limit_exceeded",
             Self::OutputTooLarge { .. } => "output_too_large",
+            Self::HostcallPayloadTooLarge { .. } => "hostcall_payload_too_large",
             Self::MalformedOutput(_) => "malformed_output",
             Self::StackOverflow => "stack_overflow",
             Self::Trap(_) => "trap",

@@ -1,11 +1,11 @@
 //! One invocation: a fresh store and instance, limits applied, result classified,
 //! metering recorded. Nothing survives the call.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -56,6 +56,15 @@ pub struct InvocationOutcome {
     pub metering: MeteringRecord,
 }
 
+/// The epoch callback interrupts running guest code at the deadline; this backstop cuts
+/// an invocation blocked inside a host call shortly after it (its fuel is then as of the
+/// last epoch tick).
+const HOST_CALL_GRACE: Duration = Duration::from_millis(20);
+
+/// Fuel units between yields to tokio: about half a millisecond of tight guest code here.
+/// A deadline-interrupted invocation's fuel is exact up to the last yield.
+const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
+
 /// Panic messages are short; more stderr than this is dropped.
 const STDERR_CAPTURE_BYTES: usize = 4096;
 
@@ -84,7 +93,7 @@ impl Runtime {
         let limits = req.limits;
         let started = Instant::now();
         let mut store = self.new_store(&limits, req.ids, req.scope);
-        let call = tokio::time::timeout(limits.timeout, async {
+        let call = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, async {
             let instance = plugin
                 .pre
                 .instantiate_async(&mut store)
@@ -114,7 +123,7 @@ impl Runtime {
     ) -> Result<Vec<wit::NodeType>, InvocationError> {
         let limits = Limits::default();
         let mut store = self.new_store(&limits, InvocationIds::default(), KvScope::default());
-        let call = tokio::time::timeout(limits.timeout, async {
+        let call = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, async {
             let instance = pre
                 .instantiate_async(&mut store)
                 .await
@@ -159,12 +168,23 @@ impl Runtime {
         store.limiter(|s| &mut s.limiter);
         store.set_hostcall_fuel(usize::try_from(limits.hostcall_bytes).unwrap_or(usize::MAX));
         if self.metering {
-            // Fuel is on in the engine config, so setting it cannot fail.
+            // Fuel is on in the engine config, so neither call can fail. Yielding on fuel
+            // (not on epochs) keeps a CPU-bound guest from holding a tokio worker and keeps
+            // the store's fuel count current: wasmtime 48 does not write the running fuel
+            // counter back at epoch checks, so a guest interrupted by an epoch would look
+            // as if it had burned nothing since its last call.
             let _ = store.set_fuel(limits.fuel);
-            // Yield to tokio at every epoch tick: a CPU-bound guest never holds a worker
-            // thread past one tick, and the surrounding timeout can fire.
+            let _ = store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL));
+            // Epochs enforce the wall-clock deadline: checked every tick, interrupt past it.
+            let deadline = Instant::now() + limits.timeout;
             store.set_epoch_deadline(1);
-            store.epoch_deadline_async_yield_and_update(1);
+            store.epoch_deadline_callback(move |_| {
+                Ok(if Instant::now() >= deadline {
+                    UpdateDeadline::Interrupt
+                } else {
+                    UpdateDeadline::Continue(1)
+                })
+            });
         }
         store
     }
@@ -205,6 +225,14 @@ fn classify(failure: Failure, store: &Store<HostState>, limits: &Limits) -> Invo
             limit_bytes: limits.memory_bytes,
         };
     }
+    if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return deadline(limits);
+    }
+    if error.to_string().contains(HOSTCALL_FUEL_EXHAUSTED) {
+        return InvocationError::HostcallPayloadTooLarge {
+            limit_bytes: limits.hostcall_bytes,
+        };
+    }
     if error.downcast_ref::<Trap>() == Some(&Trap::StackOverflow) {
         return InvocationError::StackOverflow;
     }
@@ -220,6 +248,10 @@ fn classify(failure: Failure, store: &Store<HostState>, limits: &Limits) -> Invo
         InvocationError::Trap(format!("{error}; guest stderr: {stderr}"))
     }
 }
+
+/// wasmtime 48 reports host-call payload exhaustion with a private error type; its
+/// message is the only handle on it.
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
 
 fn parse_output(json: &str, limits: &Limits) -> Result<Value, InvocationError> {
     if json.len() as u64 > limits.output_bytes {

@@ -250,6 +250,20 @@ fn check_run_input(plan: &Plan, input: &Value) -> Result<Map<String, Value>, Run
             });
         }
     }
+    for node in &plan.nodes {
+        for (port, source) in &node.sources {
+            if let Source::RunInput(name) = source
+                && !object.contains_key(name)
+                && node.node_type.input(port).is_some_and(|p| p.required)
+            {
+                return Err(RunInputError {
+                    name: name.clone(),
+                    field: String::new(),
+                    message: format!("missing; node `{}` requires it on input `{port}`", node.id),
+                });
+            }
+        }
+    }
     Ok(object)
 }
 
@@ -259,7 +273,7 @@ enum Gathered {
 }
 
 /// Collects a node's inputs from literals, run inputs and upstream outputs. A failed
-/// upstream blocks the node (not run); a required input nobody emitted skips it.
+/// upstream blocks the node (not run); an edge whose source emitted nothing skips it.
 fn gather_inputs(node: &PlannedNode, plan: &Plan, done: &[Option<NodeReport>], run_input: &Map<String, Value>) -> Gathered {
     if let Some(u) = node.upstream.iter().find(|&&u| {
         matches!(
@@ -281,15 +295,18 @@ fn gather_inputs(node: &PlannedNode, plan: &Plan, done: &[Option<NodeReport>], r
                 .and_then(|o| o.get(out))
                 .cloned(),
         };
-        match value {
-            Some(v) => {
+        match (value, source) {
+            (Some(v), _) => {
                 inputs.insert(port.clone(), v);
             }
-            None if node.node_type.input(port).is_some_and(|p| p.required) => {
-                let reason = format!("required input `{port}` received no value");
+            // An edge whose source did not emit (a branch not taken, or a skipped node):
+            // this node is on the branch not taken too.
+            (None, Source::Port { node: u, port: out }) => {
+                let reason = format!("`{}.{out}` was not emitted", plan.nodes[*u].id);
                 return Gathered::Blocked(NodeReport::skipped(&node.id, &reason));
             }
-            None => {}
+            // An optional run input left out: the port stays empty.
+            (None, _) => {}
         }
     }
     Gathered::Ready(Value::Object(inputs))

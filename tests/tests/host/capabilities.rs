@@ -74,7 +74,7 @@ async fn kv_quota_is_enforced() {
         .result
         .unwrap_err();
     // 16 MiB default quota / 512 KiB values: the 32nd write fails.
-    assert!(err.to_string().contains("after 31 writes: QuotaExceeded"), "{err}");
+    assert!(err.to_string().contains("after 31 writes: KvError::QuotaExceeded"), "{err}");
 }
 
 #[tokio::test]

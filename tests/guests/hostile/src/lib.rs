@@ -62,7 +62,7 @@ probe!(Panic, "panic", {
 });
 
 probe!(HugeOutput, "huge-output", {
-    observed("x".repeat(8 << 20))
+    observed("x".repeat(2 << 20))
 });
 
 probe!(ReadHostFiles, "read-host-files", {

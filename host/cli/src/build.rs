@@ -46,7 +46,7 @@ struct Message {
 }
 
 /// Builds the crate at `crate_dir` in release mode and returns its component.
-pub fn build_crate(crate_dir: &Path, target_dir: &Path) -> Result<PathBuf, BuildError> {
+pub fn build_crate(crate_dir: &Path, target_dir: Option<&Path>) -> Result<PathBuf, BuildError> {
     let artifacts = run_cargo(crate_dir, &[], target_dir)?;
     artifacts
         .into_iter()
@@ -63,7 +63,7 @@ pub fn build_packages(workspace: &Path, packages: &[&str], target_dir: &Path) ->
         args.push("-p");
         args.push(p);
     }
-    let artifacts = run_cargo(workspace, &args, target_dir)?;
+    let artifacts = run_cargo(workspace, &args, Some(target_dir))?;
     packages
         .iter()
         .map(|p| {
@@ -90,13 +90,16 @@ fn package_name_of(package_id: &str) -> &str {
     }
 }
 
-fn run_cargo(dir: &Path, extra: &[&str], target_dir: &Path) -> Result<Vec<(String, PathBuf)>, BuildError> {
-    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+fn run_cargo(dir: &Path, extra: &[&str], target_dir: Option<&Path>) -> Result<Vec<(String, PathBuf)>, BuildError> {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command
         .current_dir(dir)
         .args(["build", "--release", "--target", TARGET, "--message-format=json-render-diagnostics"])
-        .args(extra)
-        .arg("--target-dir")
-        .arg(target_dir)
+        .args(extra);
+    if let Some(target_dir) = target_dir {
+        command.arg("--target-dir").arg(target_dir);
+    }
+    let output = command
         // Variables set by an outer cargo (tests, `cargo run`) must not leak into this build.
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("RUSTFLAGS")

@@ -57,6 +57,9 @@ enum PluginCommand {
     Build {
         /// The plugin crate's folder.
         dir: PathBuf,
+        /// Cargo's target directory (default: cargo's own choice for that crate).
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
     },
     /// Show a component's world, imports, exports and node types with their schemas.
     Inspect {
@@ -119,9 +122,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 RunStatus::Failed => ExitCode::FAILURE,
             })
         }
-        Command::Plugin(PluginCommand::Build { dir }) => {
+        Command::Plugin(PluginCommand::Build { dir, target_dir }) => {
             let dir = dir.canonicalize().with_context(|| format!("no folder {}", dir.display()))?;
-            let wasm = build::build_crate(&dir, &dir.join("target"))?;
+            let target_dir = target_dir.map(|t| std::path::absolute(t)).transpose()?;
+            let wasm = build::build_crate(&dir, target_dir.as_deref())?;
             println!("{}", wasm.display());
             Ok(ExitCode::SUCCESS)
         }

@@ -3,8 +3,8 @@
 use schemars::generate::SchemaSettings;
 use serde_json::Value;
 
-use crate::__private::{Invocation, NodeType, PluginError};
 use crate::__private::bindings::hyyve::plugin::types::Port;
+use crate::__private::{Invocation, NodeType, PluginError};
 use crate::{Context, Node};
 
 fn schema_of<T: schemars::JsonSchema>() -> Value {
@@ -61,7 +61,11 @@ fn ports(schema: Value) -> Vec<Port> {
 }
 
 /// Decodes, runs and encodes one call of `N`.
-pub fn execute<N: Node>(config: &str, inputs: &str, ctx: Invocation) -> Result<String, PluginError> {
+pub fn execute<N: Node>(
+    config: &str,
+    inputs: &str,
+    ctx: Invocation,
+) -> Result<String, PluginError> {
     let config: N::Config = serde_json::from_str(config)
         .map_err(|e| PluginError::InvalidInput(format!("config: {e}")))?;
     let inputs: N::Inputs = serde_json::from_str(inputs)

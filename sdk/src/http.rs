@@ -84,8 +84,12 @@ pub fn request(
         other => Method::Other(other.to_owned()),
     };
     let invalid = |what: &str| HttpError::InvalidUrl(format!("{what} rejected: {url}"));
-    request.set_method(&method).map_err(|()| invalid("method"))?;
-    request.set_scheme(Some(&scheme)).map_err(|()| invalid("scheme"))?;
+    request
+        .set_method(&method)
+        .map_err(|()| invalid("method"))?;
+    request
+        .set_scheme(Some(&scheme))
+        .map_err(|()| invalid("scheme"))?;
     request
         .set_authority(Some(authority))
         .map_err(|()| invalid("authority"))?;
@@ -109,11 +113,7 @@ pub fn request(
             None => pending.subscribe().block(),
         }
     };
-    let headers = response
-        .headers()
-        .entries()
-        .into_iter()
-        .collect::<Vec<_>>();
+    let headers = response.headers().entries().into_iter().collect::<Vec<_>>();
     let status = response.status();
     let incoming = response
         .consume()
@@ -132,7 +132,9 @@ fn split_url(url: &str) -> Result<(Scheme, &str, &str), HttpError> {
     } else if let Some(rest) = url.strip_prefix("http://") {
         (Scheme::Http, rest)
     } else {
-        return Err(HttpError::InvalidUrl(format!("{url}: scheme must be http or https")));
+        return Err(HttpError::InvalidUrl(format!(
+            "{url}: scheme must be http or https"
+        )));
     };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),

@@ -67,7 +67,11 @@ pub trait Node {
     type Outputs: Serialize + JsonSchema;
     /// Execute once. Runs in a fresh instance: nothing persists between calls except
     /// through [`kv`].
-    fn run(config: Self::Config, inputs: Self::Inputs, ctx: &Context) -> Result<Self::Outputs, Error>;
+    fn run(
+        config: Self::Config,
+        inputs: Self::Inputs,
+        ctx: &Context,
+    ) -> Result<Self::Outputs, Error>;
 }
 
 /// Exports the listed [`Node`] types as this component's node types.
@@ -104,9 +108,9 @@ macro_rules! export_nodes {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::describe::{describe, execute, unknown_node_type};
+    pub use bindings::__export_node_plugin as export;
     pub use bindings::exports::hyyve::plugin::node::Guest;
     pub use bindings::hyyve::plugin::types::{Invocation, NodeType, PluginError};
-    pub use bindings::__export_node_plugin as export;
 
     #[allow(missing_docs, unsafe_op_in_unsafe_fn, clippy::all)]
     pub mod bindings {

@@ -44,7 +44,10 @@ pub fn runtime() -> Arc<Runtime> {
     static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
-            let cache_dir = build::repo_root().join("target").join("test-data").join("compiled");
+            let cache_dir = build::repo_root()
+                .join("target")
+                .join("test-data")
+                .join("compiled");
             Arc::new(
                 Runtime::new(RuntimeConfig {
                     cache_dir: Some(cache_dir),

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use hyyve_runtime::{InvocationIds, InvocationRequest, KvScope, Limits, NodePlugin, Runtime, RuntimeConfig};
+use hyyve_runtime::{
+    InvocationIds, InvocationRequest, KvScope, Limits, NodePlugin, Runtime, RuntimeConfig,
+};
 use hyyve_workflow::{Edge, Executor, ExecutorConfig, NodeSpec, Workflow};
 use serde_json::json;
 
@@ -51,7 +53,9 @@ async fn call_fibo(runtime: &Runtime, plugin: &NodePlugin, n: u32) -> anyhow::Re
         )
         .await;
     let elapsed = started.elapsed();
-    outcome.result.map_err(|e| anyhow::anyhow!("fibo failed: {e}"))?;
+    outcome
+        .result
+        .map_err(|e| anyhow::anyhow!("fibo failed: {e}"))?;
     Ok(elapsed)
 }
 
@@ -81,13 +85,19 @@ pub async fn run_all(repo: &Path, iterations: usize) -> anyhow::Result<String> {
     let chain = fibo_chain(400, 10);
     let mut plugins = hyyve_workflow::PluginSet::new();
     plugins.insert("hyyve:fibo".into(), fibo.clone());
-    let plan = Arc::new(hyyve_workflow::validate(&chain, &plugins).map_err(|e| anyhow::anyhow!("{e:?}"))?);
+    let plan =
+        Arc::new(hyyve_workflow::validate(&chain, &plugins).map_err(|e| anyhow::anyhow!("{e:?}"))?);
     let executor = Executor::new(runtime.clone(), ExecutorConfig::default());
     let mut chain_times = Vec::new();
     for round in 0..7 {
         let started = Instant::now();
-        let report = executor.run(plan.clone(), &format!("bench-{round}"), &json!({})).await?;
-        anyhow::ensure!(report.status == hyyve_workflow::RunStatus::Succeeded, "chain run failed");
+        let report = executor
+            .run(plan.clone(), &format!("bench-{round}"), &json!({}))
+            .await?;
+        anyhow::ensure!(
+            report.status == hyyve_workflow::RunStatus::Succeeded,
+            "chain run failed"
+        );
         chain_times.push(started.elapsed());
     }
     chain_times.sort();

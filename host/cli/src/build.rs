@@ -57,7 +57,11 @@ pub fn build_crate(crate_dir: &Path, target_dir: Option<&Path>) -> Result<PathBu
 
 /// Builds the named packages of the workspace at `workspace` in one cargo run; returns
 /// the component of each, in the order given.
-pub fn build_packages(workspace: &Path, packages: &[&str], target_dir: &Path) -> Result<Vec<PathBuf>, BuildError> {
+pub fn build_packages(
+    workspace: &Path,
+    packages: &[&str],
+    target_dir: &Path,
+) -> Result<Vec<PathBuf>, BuildError> {
     let mut args = Vec::new();
     for p in packages {
         args.push("-p");
@@ -90,11 +94,21 @@ fn package_name_of(package_id: &str) -> &str {
     }
 }
 
-fn run_cargo(dir: &Path, extra: &[&str], target_dir: Option<&Path>) -> Result<Vec<(String, PathBuf)>, BuildError> {
+fn run_cargo(
+    dir: &Path,
+    extra: &[&str],
+    target_dir: Option<&Path>,
+) -> Result<Vec<(String, PathBuf)>, BuildError> {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command
         .current_dir(dir)
-        .args(["build", "--release", "--target", TARGET, "--message-format=json-render-diagnostics"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            TARGET,
+            "--message-format=json-render-diagnostics",
+        ])
         .args(extra);
     if let Some(target_dir) = target_dir {
         command.arg("--target-dir").arg(target_dir);
@@ -112,11 +126,17 @@ fn run_cargo(dir: &Path, extra: &[&str], target_dir: Option<&Path>) -> Result<Ve
     }
     let mut artifacts = Vec::new();
     for line in output.stdout.split(|b| *b == b'\n') {
-        let Ok(msg) = serde_json::from_slice::<Message>(line) else { continue };
+        let Ok(msg) = serde_json::from_slice::<Message>(line) else {
+            continue;
+        };
         if msg.reason != "compiler-artifact" {
             continue;
         }
-        if let Some(wasm) = msg.filenames.into_iter().find(|f| f.extension().is_some_and(|e| e == "wasm")) {
+        if let Some(wasm) = msg
+            .filenames
+            .into_iter()
+            .find(|f| f.extension().is_some_and(|e| e == "wasm"))
+        {
             artifacts.push((msg.package_id, wasm));
         }
     }

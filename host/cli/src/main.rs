@@ -13,7 +13,11 @@ use hyyve_runtime::{Runtime, RuntimeConfig};
 use hyyve_workflow::{Executor, ExecutorConfig, ResultCache, RunStatus, Workflow};
 
 #[derive(Parser)]
-#[command(name = "hyyve", version, about = "WebAssembly plugin host for node-based builders")]
+#[command(
+    name = "hyyve",
+    version,
+    about = "WebAssembly plugin host for node-based builders"
+)]
 struct Cli {
     /// Where compiled components and cached node results are kept.
     #[arg(long, global = true, default_value = "data", env = "HYYVE_DATA_DIR")]
@@ -108,7 +112,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let mut executor = Executor::new(runtime, ExecutorConfig::default());
             if !no_cache {
-                executor = executor.with_cache(Arc::new(ResultCache::on_disk(cli.data_dir.join("results"))));
+                executor = executor
+                    .with_cache(Arc::new(ResultCache::on_disk(cli.data_dir.join("results"))));
             }
             let run_id = format!("run-{}", std::process::id());
             let report = executor.run(plan, &run_id, &input).await?;
@@ -123,14 +128,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Plugin(PluginCommand::Build { dir, target_dir }) => {
-            let dir = dir.canonicalize().with_context(|| format!("no folder {}", dir.display()))?;
-            let target_dir = target_dir.map(|t| std::path::absolute(t)).transpose()?;
+            let dir = dir
+                .canonicalize()
+                .with_context(|| format!("no folder {}", dir.display()))?;
+            let target_dir = target_dir.map(std::path::absolute).transpose()?;
             let wasm = build::build_crate(&dir, target_dir.as_deref())?;
             println!("{}", wasm.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Inspect { file, json }) => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let info = runtime(&cli.data_dir)?.inspect(&bytes).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&info)?);
@@ -144,7 +152,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { iterations } => {
-            print!("{}", hyyve::bench::run_all(&build::repo_root(), iterations).await?);
+            print!(
+                "{}",
+                hyyve::bench::run_all(&build::repo_root(), iterations).await?
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -18,13 +18,24 @@ fn status_label(s: NodeStatus) -> &'static str {
 /// The report as printed by `hyyve run`.
 pub fn render_run(report: &RunReport) -> String {
     let mut out = String::new();
-    let width = report.nodes.iter().map(|n| n.id.len()).max().unwrap_or(4).max(4);
+    let width = report
+        .nodes
+        .iter()
+        .map(|n| n.id.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
     let _ = writeln!(out, "run {}", report.run_id);
     for node in &report.nodes {
         let _ = writeln!(out, "  {:<width$}  {}", node.id, status_label(node.status));
         if let Some(outputs) = &node.outputs {
             let text = serde_json::to_string(outputs).unwrap_or_default();
-            let _ = writeln!(out, "  {:<width$}    outputs: {}", "", ellipsize(&text, 200));
+            let _ = writeln!(
+                out,
+                "  {:<width$}    outputs: {}",
+                "",
+                ellipsize(&text, 200)
+            );
         }
         if let Some(e) = &node.error {
             let _ = writeln!(out, "  {:<width$}    {}: {}", "", e.kind, e.message);

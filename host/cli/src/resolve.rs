@@ -53,12 +53,22 @@ impl Resolver {
     fn first_party(&self, reference: &str) -> Option<String> {
         let name = reference.strip_prefix("hyyve:")?;
         let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '-');
-        (valid && self.repo.join("plugins").join(name).join("Cargo.toml").exists())
-            .then(|| format!("hyyve-plugin-{name}"))
+        (valid
+            && self
+                .repo
+                .join("plugins")
+                .join(name)
+                .join("Cargo.toml")
+                .exists())
+        .then(|| format!("hyyve-plugin-{name}"))
     }
 
     /// Builds (first-party) and loads every reference; `base` anchors relative paths.
-    pub async fn resolve(&self, references: &[&str], base: &Path) -> Result<PluginSet, ResolveError> {
+    pub async fn resolve(
+        &self,
+        references: &[&str],
+        base: &Path,
+    ) -> Result<PluginSet, ResolveError> {
         let mut files: HashMap<String, PathBuf> = HashMap::new();
         let mut first_party: Vec<(String, String)> = Vec::new();
         for &reference in references {
@@ -78,9 +88,18 @@ impl Resolver {
                 build::build_packages(&repo, &names, &build::guest_target_dir(&repo))
             })
             .await;
-            let all_refs = || first_party.iter().map(|(r, _)| r.as_str()).collect::<Vec<_>>().join(", ");
+            let all_refs = || {
+                first_party
+                    .iter()
+                    .map(|(r, _)| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             let paths = match built {
-                Ok(result) => result.map_err(|source| ResolveError::Build { plugin: all_refs(), source })?,
+                Ok(result) => result.map_err(|source| ResolveError::Build {
+                    plugin: all_refs(),
+                    source,
+                })?,
                 Err(e) => {
                     return Err(ResolveError::Build {
                         plugin: all_refs(),

@@ -41,7 +41,11 @@ fn runs_the_example_then_reuses_cached_results() {
     assert!(stdout.contains("all-clear   skipped"), "{stdout}");
 
     let again = hyyve(&args, &data);
-    assert!(text(&again.stdout).contains("digest      cached"), "{}", text(&again.stdout));
+    assert!(
+        text(&again.stdout).contains("digest      cached"),
+        "{}",
+        text(&again.stdout)
+    );
 
     let json = hyyve(&[&args[..], &["--json", "--no-cache"]].concat(), &data);
     let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
@@ -55,12 +59,19 @@ fn invalid_workflows_exit_2_naming_the_node_and_field() {
     let data = data_dir("invalid");
     let out = hyyve(&["run", "examples/invalid/cycle.json"], &data);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("cycle through nodes"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cycle through nodes"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = hyyve(&["run", "examples/invalid/bad-config.json"], &data);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("node `chunker`: config/chunk_size"), "{stderr}");
+    assert!(
+        stderr.contains("node `chunker`: config/chunk_size"),
+        "{stderr}"
+    );
 
     let out = hyyve(&["run", "examples/does-not-exist.json"], &data);
     assert_eq!(out.status.code(), Some(2));
@@ -74,7 +85,10 @@ fn a_failing_node_fails_the_run_with_its_kind() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = text(&out.stdout);
     assert!(stdout.contains("greet  FAILED"), "{stdout}");
-    assert!(stdout.contains("invalid_input: invalid input: template"), "{stdout}");
+    assert!(
+        stdout.contains("invalid_input: invalid input: template"),
+        "{stdout}"
+    );
     assert!(stdout.contains("after  not run"), "{stdout}");
     let _ = std::fs::remove_dir_all(&data);
 }
@@ -82,7 +96,16 @@ fn a_failing_node_fails_the_run_with_its_kind() {
 #[test]
 fn plugin_build_and_inspect() {
     let data = data_dir("inspect");
-    let out = hyyve(&["plugin", "build", "plugins/fibo", "--target-dir", "target/guests"], &data);
+    let out = hyyve(
+        &[
+            "plugin",
+            "build",
+            "plugins/fibo",
+            "--target-dir",
+            "target/guests",
+        ],
+        &data,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let wasm = text(&out.stdout).trim().to_owned();
     assert!(wasm.ends_with("hyyve_plugin_fibo.wasm"), "{wasm}");
@@ -96,6 +119,21 @@ fn plugin_build_and_inspect() {
 
     let out = hyyve(&["plugin", "inspect", "Cargo.toml"], &data);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("not a WebAssembly file"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("not a WebAssembly file"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn the_readme_workflow_runs() {
+    let data = data_dir("greet");
+    let out = hyyve(&["run", "examples/greet.json", "--input", r#"{"vars": {"who": "Ada"}}"#, "--json"], &data);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let words = &report["nodes"][1]["outputs"]["chunks"];
+    assert_eq!(words, &serde_json::json!(["Hello Ada,", "welcome", "aboard!"]));
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -20,4 +20,3 @@ wasmtime::component::bindgen!({
 
 pub(crate) use exports::hyyve::plugin::node as node_export;
 pub(crate) use hyyve::plugin::{kv, log, secrets, types, usage};
-

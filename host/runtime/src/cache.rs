@@ -57,14 +57,17 @@ impl ComponentCache {
 
     /// Stores `component` under `digest`. Failure only costs a recompile later.
     pub(crate) fn store(&self, digest: &Digest, component: &Component) {
-        let result = component.serialize().map_err(|e| e.to_string()).and_then(|bytes| {
-            let tmp = self
-                .dir
-                .join(format!(".{}.{}.tmp", digest.hex(), std::process::id()));
-            std::fs::write(&tmp, bytes)
-                .and_then(|()| std::fs::rename(&tmp, self.path(digest)))
-                .map_err(|e| e.to_string())
-        });
+        let result = component
+            .serialize()
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                let tmp = self
+                    .dir
+                    .join(format!(".{}.{}.tmp", digest.hex(), std::process::id()));
+                std::fs::write(&tmp, bytes)
+                    .and_then(|()| std::fs::rename(&tmp, self.path(digest)))
+                    .map_err(|e| e.to_string())
+            });
         if let Err(e) = result {
             tracing::warn!(digest = %digest, error = %e, "could not cache compiled component");
         }

@@ -88,7 +88,10 @@ impl Runtime {
     pub(crate) fn compile(&self, bytes: &[u8]) -> Result<(Digest, Component), LoadError> {
         check_component_header(bytes)?;
         let digest = Digest::of(bytes);
-        if let Some(component) = self.cache.as_ref().and_then(|c| c.load(&self.engine, &digest))
+        if let Some(component) = self
+            .cache
+            .as_ref()
+            .and_then(|c| c.load(&self.engine, &digest))
         {
             return Ok((digest, component));
         }

@@ -75,8 +75,14 @@ impl Runtime {
     pub async fn inspect(&self, bytes: &[u8]) -> Result<ComponentInfo, LoadError> {
         let (digest, component) = self.compile(bytes)?;
         let ty = component.component_type();
-        let imports = ty.imports(&self.engine).map(|(n, _)| n.to_owned()).collect();
-        let exports = ty.exports(&self.engine).map(|(n, _)| n.to_owned()).collect();
+        let imports = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        let exports = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
         let world = world_of(&self.engine, &component);
         let node_types = if world == PluginWorld::Node {
             self.load_node_plugin(bytes).await?.node_types

@@ -77,7 +77,11 @@ enum Failure {
 impl Runtime {
     /// Runs one node in a fresh instance. Never panics on guest behaviour: every failure
     /// is an [`InvocationError`], and the metering record is always filled in.
-    pub async fn invoke(&self, plugin: &NodePlugin, req: InvocationRequest<'_>) -> InvocationOutcome {
+    pub async fn invoke(
+        &self,
+        plugin: &NodePlugin,
+        req: InvocationRequest<'_>,
+    ) -> InvocationOutcome {
         if plugin.node_type(req.node_type).is_none() {
             return InvocationOutcome {
                 result: Err(InvocationError::UnknownNodeType(req.node_type.to_owned())),
@@ -218,7 +222,9 @@ fn classify(failure: Failure, store: &Store<HostState>, limits: &Limits) -> Invo
     };
     let state = store.data();
     if error.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
-        return InvocationError::FuelExhausted { budget: limits.fuel };
+        return InvocationError::FuelExhausted {
+            budget: limits.fuel,
+        };
     }
     if state.limiter.refused {
         return InvocationError::MemoryLimitExceeded {

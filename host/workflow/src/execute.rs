@@ -143,7 +143,12 @@ impl Executor {
     }
 
     /// Runs `plan` once with `input` (an object of run inputs).
-    pub async fn run(&self, plan: Arc<Plan>, run_id: &str, input: &Value) -> Result<RunReport, RunInputError> {
+    pub async fn run(
+        &self,
+        plan: Arc<Plan>,
+        run_id: &str,
+        input: &Value,
+    ) -> Result<RunReport, RunInputError> {
         let input = check_run_input(&plan, input)?;
         let started = Instant::now();
         let n = plan.nodes.len();
@@ -202,7 +207,11 @@ impl Executor {
                 Some(Ok((id, report))) => done[task_node[&id]] = Some(report),
                 Some(Err(e)) => {
                     let i = task_node[&e.id()];
-                    done[i] = Some(NodeReport::failure(&plan.nodes[i].id, "host_error", e.to_string()));
+                    done[i] = Some(NodeReport::failure(
+                        &plan.nodes[i].id,
+                        "host_error",
+                        e.to_string(),
+                    ));
                 }
             }
         }
@@ -210,12 +219,18 @@ impl Executor {
         let nodes: Vec<NodeReport> = done
             .into_iter()
             .enumerate()
-            .map(|(i, r)| r.unwrap_or_else(|| NodeReport::not_run(&plan.nodes[i].id, "never became ready")))
+            .map(|(i, r)| {
+                r.unwrap_or_else(|| NodeReport::not_run(&plan.nodes[i].id, "never became ready"))
+            })
             .collect();
         let failed = nodes.iter().any(|r| r.status == NodeStatus::Failed);
         Ok(RunReport {
             run_id: run_id.to_owned(),
-            status: if failed { RunStatus::Failed } else { RunStatus::Succeeded },
+            status: if failed {
+                RunStatus::Failed
+            } else {
+                RunStatus::Succeeded
+            },
             nodes,
             wall_time_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         })
@@ -274,7 +289,12 @@ enum Gathered {
 
 /// Collects a node's inputs from literals, run inputs and upstream outputs. A failed
 /// upstream blocks the node (not run); an edge whose source emitted nothing skips it.
-fn gather_inputs(node: &PlannedNode, plan: &Plan, done: &[Option<NodeReport>], run_input: &Map<String, Value>) -> Gathered {
+fn gather_inputs(
+    node: &PlannedNode,
+    plan: &Plan,
+    done: &[Option<NodeReport>],
+    run_input: &Map<String, Value>,
+) -> Gathered {
     if let Some(u) = node.upstream.iter().find(|&&u| {
         matches!(
             done[u].as_ref().map(|r| r.status),
@@ -330,7 +350,12 @@ impl NodeJob {
         if let Some(message) = check_ports(&node.input_validators, &self.inputs, "input") {
             return NodeReport::failure(&node.id, "input_schema", message);
         }
-        let key = CacheKey::new(node.plugin.digest(), &node.node_type.name, &node.config, &self.inputs);
+        let key = CacheKey::new(
+            node.plugin.digest(),
+            &node.node_type.name,
+            &node.config,
+            &self.inputs,
+        );
         if let Some(outputs) = self.cache.as_ref().and_then(|c| c.get(&key)) {
             return NodeReport {
                 id: node.id.clone(),
@@ -381,10 +406,17 @@ impl NodeJob {
 }
 
 /// First port value violating its schema, described.
-fn check_ports(validators: &HashMap<String, jsonschema::Validator>, values: &Value, direction: &str) -> Option<String> {
+fn check_ports(
+    validators: &HashMap<String, jsonschema::Validator>,
+    values: &Value,
+    direction: &str,
+) -> Option<String> {
     let object = values.as_object()?;
     for (port, value) in object {
-        if let Some(e) = validators.get(port).and_then(|v| v.iter_errors(value).next()) {
+        if let Some(e) = validators
+            .get(port)
+            .and_then(|v| v.iter_errors(value).next())
+        {
             return Some(format!("{direction} `{port}`{}: {e}", e.instance_path()));
         }
     }

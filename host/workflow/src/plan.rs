@@ -82,14 +82,18 @@ pub fn validate(workflow: &Workflow, plugins: &PluginSet) -> Result<Plan, Vec<Va
     let mut resolved: Vec<Option<(Arc<NodePlugin>, NodeType)>> = Vec::new();
     for (i, node) in workflow.nodes.iter().enumerate() {
         if !valid_id(&node.id) || index.insert(&node.id, i).is_some() {
-            errors.push(ValidationError::InvalidNodeId { node: node.id.clone() });
+            errors.push(ValidationError::InvalidNodeId {
+                node: node.id.clone(),
+            });
         }
         resolved.push(resolve_node(node, plugins, &mut errors));
     }
 
     let mut sources: Vec<BTreeMap<String, Source>> = vec![BTreeMap::new(); workflow.nodes.len()];
     for (i, node) in workflow.nodes.iter().enumerate() {
-        let Some((_, ty)) = &resolved[i] else { continue };
+        let Some((_, ty)) = &resolved[i] else {
+            continue;
+        };
         for (port, value) in &node.inputs {
             match ty.input(port) {
                 None => errors.push(ValidationError::UnknownPort {
@@ -118,8 +122,13 @@ pub fn validate(workflow: &Workflow, plugins: &PluginSet) -> Result<Plan, Vec<Va
             to: edge.to.clone(),
             message: message.to_owned(),
         };
-        let (Some(from), Some(Endpoint::Port { node: to_node, port: to_port })) =
-            (Endpoint::parse(&edge.from), Endpoint::parse(&edge.to))
+        let (
+            Some(from),
+            Some(Endpoint::Port {
+                node: to_node,
+                port: to_port,
+            }),
+        ) = (Endpoint::parse(&edge.from), Endpoint::parse(&edge.to))
         else {
             errors.push(malformed(
                 "ends must be `node.port` (source may be `$input.name`)",
@@ -171,7 +180,9 @@ pub fn validate(workflow: &Workflow, plugins: &PluginSet) -> Result<Plan, Vec<Va
                 }
             }
         };
-        let Some((_, to_ty)) = &resolved[to_index] else { continue };
+        let Some((_, to_ty)) = &resolved[to_index] else {
+            continue;
+        };
         let Some(to_schema) = to_ty.input(&to_port).map(|p| &p.schema) else {
             errors.push(ValidationError::UnknownPort {
                 node: to_node,
@@ -204,7 +215,9 @@ pub fn validate(workflow: &Workflow, plugins: &PluginSet) -> Result<Plan, Vec<Va
     }
 
     for (i, node) in workflow.nodes.iter().enumerate() {
-        let Some((_, ty)) = &resolved[i] else { continue };
+        let Some((_, ty)) = &resolved[i] else {
+            continue;
+        };
         for port in ty.inputs.iter().filter(|p| p.required) {
             if !sources[i].contains_key(&port.name) {
                 errors.push(ValidationError::MissingRequiredInput {

@@ -30,7 +30,11 @@ pub struct Outputs {
 pub struct Fibo;
 
 fn fib(n: u32) -> u64 {
-    if n < 2 { n as u64 } else { fib(n - 1) + fib(n - 2) }
+    if n < 2 {
+        n as u64
+    } else {
+        fib(n - 1) + fib(n - 2)
+    }
 }
 
 impl Node for Fibo {
@@ -46,7 +50,9 @@ impl Node for Fibo {
         if config.n > 40 {
             return Err(Error::invalid_input("n must be at most 40"));
         }
-        Ok(Outputs { value: fib(config.n) })
+        Ok(Outputs {
+            value: fib(config.n),
+        })
     }
 }
 

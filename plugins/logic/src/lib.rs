@@ -69,10 +69,16 @@ fn truthy(v: &Value) -> bool {
     }
 }
 
-fn compare_numbers(left: Option<&Value>, right: &Value, op: fn(f64, f64) -> bool) -> Result<bool, Error> {
+fn compare_numbers(
+    left: Option<&Value>,
+    right: &Value,
+    op: fn(f64, f64) -> bool,
+) -> Result<bool, Error> {
     match (left.and_then(Value::as_f64), right.as_f64()) {
         (Some(l), Some(r)) => Ok(op(l, r)),
-        _ => Err(Error::invalid_input("numeric comparison needs numbers on both sides")),
+        _ => Err(Error::invalid_input(
+            "numeric comparison needs numbers on both sides",
+        )),
     }
 }
 
@@ -106,9 +112,15 @@ impl Node for Condition {
         let selected = inputs.value.pointer(&config.pointer);
         let outcome = holds(&config, selected)?;
         Ok(if outcome {
-            Outputs { when_true: Some(inputs.value), when_false: None }
+            Outputs {
+                when_true: Some(inputs.value),
+                when_false: None,
+            }
         } else {
-            Outputs { when_true: None, when_false: Some(inputs.value) }
+            Outputs {
+                when_true: None,
+                when_false: Some(inputs.value),
+            }
         })
     }
 }

@@ -40,7 +40,11 @@ impl Node for Template {
     type Inputs = TemplateInputs;
     type Outputs = TextOutput;
 
-    fn run(config: TemplateConfig, inputs: TemplateInputs, _ctx: &Context) -> Result<TextOutput, Error> {
+    fn run(
+        config: TemplateConfig,
+        inputs: TemplateInputs,
+        _ctx: &Context,
+    ) -> Result<TextOutput, Error> {
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         let text = env
@@ -92,7 +96,11 @@ impl Node for Split {
     type Inputs = SplitInputs;
     type Outputs = SplitOutputs;
 
-    fn run(config: SplitConfig, inputs: SplitInputs, _ctx: &Context) -> Result<SplitOutputs, Error> {
+    fn run(
+        config: SplitConfig,
+        inputs: SplitInputs,
+        _ctx: &Context,
+    ) -> Result<SplitOutputs, Error> {
         if config.chunk_size == 0 {
             return Err(Error::invalid_input("chunk_size must be at least 1"));
         }
@@ -101,7 +109,10 @@ impl Node for Split {
             .map_err(|e| Error::invalid_input(format!("overlap: {e}")))?;
         let splitter = text_splitter::TextSplitter::new(chunk_config);
         let chunks: Vec<String> = splitter.chunks(&inputs.text).map(str::to_owned).collect();
-        Ok(SplitOutputs { count: chunks.len(), chunks })
+        Ok(SplitOutputs {
+            count: chunks.len(),
+            chunks,
+        })
     }
 }
 
@@ -156,7 +167,11 @@ impl Node for RegexExtract {
     type Inputs = RegexInputs;
     type Outputs = RegexOutputs;
 
-    fn run(config: RegexConfig, inputs: RegexInputs, _ctx: &Context) -> Result<RegexOutputs, Error> {
+    fn run(
+        config: RegexConfig,
+        inputs: RegexInputs,
+        _ctx: &Context,
+    ) -> Result<RegexOutputs, Error> {
         let re = regex::Regex::new(&config.pattern)
             .map_err(|e| Error::invalid_input(format!("pattern: {e}")))?;
         let names: Vec<Option<&str>> = re.capture_names().collect();

@@ -5,7 +5,11 @@ use hyyve_tests::{guest_bytes, runtime};
 
 #[tokio::test]
 async fn a_file_that_is_not_wasm() {
-    let err = runtime().load_node_plugin(b"#!/bin/sh\necho hi\n").await.err().unwrap();
+    let err = runtime()
+        .load_node_plugin(b"#!/bin/sh\necho hi\n")
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err, LoadError::NotWasm), "{err}");
     let err = runtime().load_node_plugin(b"").await.err().unwrap();
     assert!(matches!(err, LoadError::NotWasm), "{err}");
@@ -21,13 +25,21 @@ async fn a_core_module_instead_of_a_component() {
 #[tokio::test]
 async fn a_truncated_component() {
     let bytes = guest_bytes("hyyve-plugin-fibo");
-    let err = runtime().load_node_plugin(&bytes[..bytes.len() / 2]).await.err().unwrap();
+    let err = runtime()
+        .load_node_plugin(&bytes[..bytes.len() / 2])
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err, LoadError::InvalidComponent(_)), "{err}");
 }
 
 #[tokio::test]
 async fn a_component_of_another_world() {
-    let err = runtime().load_node_plugin(&guest_bytes("guest-command")).await.err().unwrap();
+    let err = runtime()
+        .load_node_plugin(&guest_bytes("guest-command"))
+        .await
+        .err()
+        .unwrap();
     match err {
         LoadError::WrongWorld { expected, found } => {
             assert_eq!(expected, "node-plugin");
@@ -47,12 +59,18 @@ async fn a_component_importing_what_the_host_does_not_offer() {
     )
     .unwrap();
     let err = runtime().load_node_plugin(&component).await.err().unwrap();
-    assert!(matches!(err, LoadError::UnsatisfiedImport(ref m) if m.contains("acme:evil/backdoor")), "{err}");
+    assert!(
+        matches!(err, LoadError::UnsatisfiedImport(ref m) if m.contains("acme:evil/backdoor")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn a_component_missing_the_node_functions() {
-    let component = wat::parse_str(r#"(component (instance $empty) (export "hyyve:plugin/node@0.1.0" (instance $empty)))"#).unwrap();
+    let component = wat::parse_str(
+        r#"(component (instance $empty) (export "hyyve:plugin/node@0.1.0" (instance $empty)))"#,
+    )
+    .unwrap();
     let err = runtime().load_node_plugin(&component).await.err().unwrap();
     assert!(matches!(err, LoadError::WrongWorld { .. }), "{err}");
 }

@@ -19,7 +19,15 @@ fn tight() -> Limits {
 
 async fn neighbour_still_served() {
     let echo = plugin("guest-hostile").await;
-    let out = invoke_in(&echo, "echo", json!({}), json!({"value": "hi"}), Limits::default(), "ws-neighbour").await;
+    let out = invoke_in(
+        &echo,
+        "echo",
+        json!({}),
+        json!({"value": "hi"}),
+        Limits::default(),
+        "ws-neighbour",
+    )
+    .await;
     assert_eq!(out.result.unwrap(), json!({"value": "hi"}));
 }
 
@@ -32,16 +40,33 @@ async fn infinite_loop_hits_the_deadline_while_a_neighbour_runs() {
     };
     let looping = tokio::spawn({
         let hostile = hostile.clone();
-        async move { invoke_in(&hostile, "infinite-loop", json!({}), json!({}), limits, "ws-a").await }
+        async move {
+            invoke_in(
+                &hostile,
+                "infinite-loop",
+                json!({}),
+                json!({}),
+                limits,
+                "ws-a",
+            )
+            .await
+        }
     });
     // The loop yields to tokio every epoch tick, so the neighbour is served meanwhile.
     for _ in 0..5 {
         neighbour_still_served().await;
     }
     let out = looping.await.unwrap();
-    assert_eq!(out.result.unwrap_err(), InvocationError::DeadlineExceeded { timeout_ms: 300 });
+    assert_eq!(
+        out.result.unwrap_err(),
+        InvocationError::DeadlineExceeded { timeout_ms: 300 }
+    );
     // Deadline-killed work is still billed: fuel is exact up to the last fuel yield.
-    assert!(out.metering.fuel > 100_000_000, "a loop that ran 300 ms burned fuel: {:?}", out.metering);
+    assert!(
+        out.metering.fuel > 100_000_000,
+        "a loop that ran 300 ms burned fuel: {:?}",
+        out.metering
+    );
     let wall = Duration::from_micros(out.metering.wall_time_us);
     assert!(wall >= Duration::from_millis(300), "{wall:?}");
     neighbour_still_served().await;
@@ -55,8 +80,19 @@ async fn infinite_loop_runs_out_of_fuel_first_when_fuel_is_smaller() {
         timeout: Duration::from_secs(30),
         ..Limits::default()
     };
-    let out = invoke_in(&hostile, "infinite-loop", json!({}), json!({}), limits, "ws-a").await;
-    assert_eq!(out.result.unwrap_err(), InvocationError::FuelExhausted { budget: 50_000_000 });
+    let out = invoke_in(
+        &hostile,
+        "infinite-loop",
+        json!({}),
+        json!({}),
+        limits,
+        "ws-a",
+    )
+    .await;
+    assert_eq!(
+        out.result.unwrap_err(),
+        InvocationError::FuelExhausted { budget: 50_000_000 }
+    );
     assert_eq!(out.metering.fuel, 50_000_000);
     neighbour_still_served().await;
 }
@@ -68,10 +104,27 @@ async fn memory_bomb_hits_the_memory_cap() {
         memory_bytes: 16 << 20,
         ..Limits::default()
     };
-    let out = invoke_in(&hostile, "memory-bomb", json!({}), json!({}), limits, "ws-a").await;
-    assert_eq!(out.result.unwrap_err(), InvocationError::MemoryLimitExceeded { limit_bytes: 16 << 20 });
+    let out = invoke_in(
+        &hostile,
+        "memory-bomb",
+        json!({}),
+        json!({}),
+        limits,
+        "ws-a",
+    )
+    .await;
+    assert_eq!(
+        out.result.unwrap_err(),
+        InvocationError::MemoryLimitExceeded {
+            limit_bytes: 16 << 20
+        }
+    );
     assert!(out.metering.peak_memory_bytes <= 16 << 20);
-    assert!(out.metering.peak_memory_bytes >= 8 << 20, "{:?}", out.metering);
+    assert!(
+        out.metering.peak_memory_bytes >= 8 << 20,
+        "{:?}",
+        out.metering
+    );
     neighbour_still_served().await;
 }
 
@@ -82,7 +135,13 @@ async fn deep_recursion_is_a_stack_overflow() {
     let err = out.result.unwrap_err();
     // Either the guest's own 64 KiB shadow stack or wasmtime's native stack limit stops it;
     // both are contained traps.
-    assert!(matches!(err, InvocationError::StackOverflow | InvocationError::Trap(_)), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            InvocationError::StackOverflow | InvocationError::Trap(_)
+        ),
+        "{err:?}"
+    );
     neighbour_still_served().await;
 }
 
@@ -92,7 +151,10 @@ async fn panic_is_a_trap_carrying_the_panic_message() {
     let out = invoke(&hostile, "panic", json!({}), json!({})).await;
     match out.result.unwrap_err() {
         InvocationError::Trap(message) => {
-            assert!(message.contains("hostile guest panicked on purpose"), "{message}")
+            assert!(
+                message.contains("hostile guest panicked on purpose"),
+                "{message}"
+            )
         }
         other => panic!("expected a trap, got {other:?}"),
     }
@@ -104,7 +166,10 @@ async fn huge_output_is_refused() {
     let hostile = plugin("guest-hostile").await;
     let out = invoke(&hostile, "huge-output", json!({}), json!({})).await;
     match out.result.unwrap_err() {
-        InvocationError::OutputTooLarge { size_bytes, limit_bytes } => {
+        InvocationError::OutputTooLarge {
+            size_bytes,
+            limit_bytes,
+        } => {
             assert!(size_bytes > 2 << 20);
             assert_eq!(limit_bytes, 1 << 20);
         }
@@ -115,8 +180,21 @@ async fn huge_output_is_refused() {
         hostcall_bytes: 1 << 20,
         ..Limits::default()
     };
-    let out = invoke_in(&hostile, "huge-output", json!({}), json!({}), limits, "ws-a").await;
-    assert_eq!(out.result.unwrap_err(), InvocationError::HostcallPayloadTooLarge { limit_bytes: 1 << 20 });
+    let out = invoke_in(
+        &hostile,
+        "huge-output",
+        json!({}),
+        json!({}),
+        limits,
+        "ws-a",
+    )
+    .await;
+    assert_eq!(
+        out.result.unwrap_err(),
+        InvocationError::HostcallPayloadTooLarge {
+            limit_bytes: 1 << 20
+        }
+    );
     neighbour_still_served().await;
 }
 
@@ -135,4 +213,3 @@ async fn ten_thousand_host_calls_are_counted_and_served() {
     assert_eq!(out.metering.host_calls, 10_000);
     assert_eq!(out.metering.usage["tick"], 10_000);
 }
-

@@ -6,7 +6,9 @@ mod hostile;
 mod runtime;
 mod workflow;
 
-use hyyve_runtime::{InvocationIds, InvocationOutcome, InvocationRequest, KvScope, Limits, NodePlugin};
+use hyyve_runtime::{
+    InvocationIds, InvocationOutcome, InvocationRequest, KvScope, Limits, NodePlugin,
+};
 use serde_json::Value;
 
 /// Invokes `node_type` of `plugin` with default ids in workspace `ws`.
@@ -41,6 +43,11 @@ pub async fn invoke_in(
 }
 
 /// Invokes with default limits in workspace `ws-a`.
-pub async fn invoke(plugin: &NodePlugin, node_type: &str, config: Value, inputs: Value) -> InvocationOutcome {
+pub async fn invoke(
+    plugin: &NodePlugin,
+    node_type: &str,
+    config: Value,
+    inputs: Value,
+) -> InvocationOutcome {
     invoke_in(plugin, node_type, config, inputs, Limits::default(), "ws-a").await
 }

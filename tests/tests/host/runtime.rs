@@ -16,7 +16,10 @@ async fn text_plugin_exports_several_node_types_with_schemas() {
     assert!(input.required);
     assert_eq!(input.schema["type"], "string");
     assert_eq!(input.description, "The document to chunk.");
-    assert_eq!(split.config_schema["properties"]["chunk_size"]["type"], "integer");
+    assert_eq!(
+        split.config_schema["properties"]["chunk_size"]["type"],
+        "integer"
+    );
     assert_eq!(split.config_schema["required"], json!(["chunk_size"]));
     let outputs: Vec<&str> = split.outputs.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(outputs, ["chunks", "count"]);
@@ -30,7 +33,12 @@ async fn fibo_computes_and_is_metered() {
     let big = invoke(&fibo, "fibo", json!({"n": 20}), json!({})).await;
     assert_eq!(big.result.unwrap(), json!({"value": 6765}));
     // fuel is deterministic CPU: more work, more fuel, same work, same fuel.
-    assert!(big.metering.fuel > small.metering.fuel * 10, "{:?} vs {:?}", big.metering, small.metering);
+    assert!(
+        big.metering.fuel > small.metering.fuel * 10,
+        "{:?} vs {:?}",
+        big.metering,
+        small.metering
+    );
     let again = invoke(&fibo, "fibo", json!({"n": 10}), json!({})).await;
     assert_eq!(again.metering.fuel, small.metering.fuel);
     assert!(small.metering.wall_time_us > 0);
@@ -51,9 +59,20 @@ async fn template_split_regex_and_query_do_real_work() {
     assert_eq!(out.result.unwrap(), json!({"text": "Hi ADA 1 2"}));
 
     let words = "alpha beta gamma delta epsilon zeta eta theta";
-    let out = invoke(&text, "split", json!({"chunk_size": 12, "overlap": 0}), json!({"text": words})).await;
+    let out = invoke(
+        &text,
+        "split",
+        json!({"chunk_size": 12, "overlap": 0}),
+        json!({"text": words}),
+    )
+    .await;
     let out = out.result.unwrap();
-    let chunks: Vec<&str> = out["chunks"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let chunks: Vec<&str> = out["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
     assert!(chunks.iter().all(|c| c.chars().count() <= 12), "{chunks:?}");
     assert_eq!(chunks.join(" "), words);
     assert_eq!(out["count"], chunks.len());
@@ -86,7 +105,13 @@ async fn template_split_regex_and_query_do_real_work() {
 async fn condition_emits_exactly_one_branch() {
     let logic = plugin("hyyve-plugin-logic").await;
     let cfg = json!({"pointer": "/score", "operator": "greater_than", "value": 0.5});
-    let yes = invoke(&logic, "condition", cfg.clone(), json!({"value": {"score": 0.9}})).await;
+    let yes = invoke(
+        &logic,
+        "condition",
+        cfg.clone(),
+        json!({"value": {"score": 0.9}}),
+    )
+    .await;
     assert_eq!(yes.result.unwrap(), json!({"true": {"score": 0.9}}));
     let no = invoke(&logic, "condition", cfg, json!({"value": {"score": 0.1}})).await;
     assert_eq!(no.result.unwrap(), json!({"false": {"score": 0.1}}));
@@ -103,7 +128,13 @@ async fn condition_emits_exactly_one_branch() {
 #[tokio::test]
 async fn plugin_errors_keep_their_kind() {
     let text = plugin("hyyve-plugin-text").await;
-    let out = invoke(&text, "regex-extract", json!({"pattern": "("}), json!({"text": "x"})).await;
+    let out = invoke(
+        &text,
+        "regex-extract",
+        json!({"pattern": "("}),
+        json!({"text": "x"}),
+    )
+    .await;
     let err = out.result.unwrap_err();
     assert_eq!(err.kind(), "invalid_input");
     assert!(err.to_string().contains("pattern"), "{err}");
@@ -131,11 +162,20 @@ async fn compiled_components_are_cached_on_disk_and_reused_after_restart() {
     drop(first);
 
     // A new runtime (a restart) loads the artifact instead of compiling again.
-    let modified = std::fs::metadata(&artifacts[0]).unwrap().modified().unwrap();
+    let modified = std::fs::metadata(&artifacts[0])
+        .unwrap()
+        .modified()
+        .unwrap();
     let second = Runtime::new(config()).unwrap();
     let reloaded = second.load_node_plugin(&bytes).await.unwrap();
     assert_eq!(reloaded.digest(), loaded.digest());
-    assert_eq!(std::fs::metadata(&artifacts[0]).unwrap().modified().unwrap(), modified);
+    assert_eq!(
+        std::fs::metadata(&artifacts[0])
+            .unwrap()
+            .modified()
+            .unwrap(),
+        modified
+    );
 
     // A corrupt artifact is discarded and the component recompiled, never trusted.
     std::fs::write(&artifacts[0], b"garbage").unwrap();
@@ -159,11 +199,27 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn inspect_reports_world_imports_exports_and_node_types() {
-    let info = hyyve_tests::runtime().inspect(&guest_bytes("hyyve-plugin-text")).await.unwrap();
+    let info = hyyve_tests::runtime()
+        .inspect(&guest_bytes("hyyve-plugin-text"))
+        .await
+        .unwrap();
     assert_eq!(info.world, PluginWorld::Node);
-    assert!(info.exports.iter().any(|e| e == "hyyve:plugin/node@0.1.0"), "{:?}", info.exports);
-    assert!(info.imports.iter().all(|i| i.starts_with("wasi:") || i.starts_with("hyyve:plugin/")));
+    assert!(
+        info.exports.iter().any(|e| e == "hyyve:plugin/node@0.1.0"),
+        "{:?}",
+        info.exports
+    );
+    assert!(
+        info.imports
+            .iter()
+            .all(|i| i.starts_with("wasi:") || i.starts_with("hyyve:plugin/"))
+    );
     assert_eq!(info.node_types.len(), 3);
-    let command = hyyve_tests::runtime().inspect(&guest_bytes("guest-command")).await.unwrap();
-    assert!(matches!(command.world, PluginWorld::Other(ref e) if e.iter().any(|x| x.starts_with("wasi:cli/run"))));
+    let command = hyyve_tests::runtime()
+        .inspect(&guest_bytes("guest-command"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(command.world, PluginWorld::Other(ref e) if e.iter().any(|x| x.starts_with("wasi:cli/run")))
+    );
 }

@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use hyyve_workflow::{
-    Executor, ExecutorConfig, NodeStatus, PluginSet, ResultCache, RunStatus, ValidationError, Workflow,
-};
 use hyyve_tests::{plugin, runtime};
+use hyyve_workflow::{
+    Executor, ExecutorConfig, NodeStatus, PluginSet, ResultCache, RunStatus, ValidationError,
+    Workflow,
+};
 use serde_json::{Value, json};
 
 async fn plugins() -> PluginSet {
@@ -48,28 +49,53 @@ fn node(id: &str, plugin: &str, ty: &str, config: Value) -> Value {
 
 #[tokio::test]
 async fn the_example_workflow_runs_and_branches() {
-    let text = std::fs::read_to_string(hyyve::build::repo_root().join("examples/summarize-tickets.json")).unwrap();
+    let text =
+        std::fs::read_to_string(hyyve::build::repo_root().join("examples/summarize-tickets.json"))
+            .unwrap();
     let input: Value = serde_json::from_str(
-        &std::fs::read_to_string(hyyve::build::repo_root().join("examples/tickets-input.json")).unwrap(),
+        &std::fs::read_to_string(hyyve::build::repo_root().join("examples/tickets-input.json"))
+            .unwrap(),
     )
     .unwrap();
-    let plan = Arc::new(hyyve_workflow::validate(&Workflow::from_json(&text).unwrap(), &plugins().await).unwrap());
+    let plan = Arc::new(
+        hyyve_workflow::validate(&Workflow::from_json(&text).unwrap(), &plugins().await).unwrap(),
+    );
     let executor = Executor::new(runtime(), ExecutorConfig::default());
     let report = executor.run(plan.clone(), "example", &input).await.unwrap();
     assert_eq!(report.status, RunStatus::Succeeded);
     let orders = report.node("orders").unwrap().outputs.as_ref().unwrap();
-    let found: Vec<&str> = orders["matches"].as_array().unwrap().iter().map(|m| m["named"]["order"].as_str().unwrap()).collect();
+    let found: Vec<&str> = orders["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["named"]["order"].as_str().unwrap())
+        .collect();
     assert_eq!(found, ["AB-1234", "CD-987"]);
-    assert_eq!(report.node("all-clear").unwrap().status, NodeStatus::Skipped);
-    assert!(report.node("chunks").unwrap().outputs.as_ref().unwrap()["count"].as_u64().unwrap() >= 2);
+    assert_eq!(
+        report.node("all-clear").unwrap().status,
+        NodeStatus::Skipped
+    );
+    assert!(
+        report.node("chunks").unwrap().outputs.as_ref().unwrap()["count"]
+            .as_u64()
+            .unwrap()
+            >= 2
+    );
 
     // No urgent tickets: the other branch runs, the digest side is skipped.
     let calm = json!({"tickets": [{"id": 1, "priority": 1, "text": "fine"}]});
     let report = executor.run(plan, "example-calm", &calm).await.unwrap();
     assert_eq!(report.status, RunStatus::Succeeded);
-    assert_eq!(report.node("all-clear").unwrap().outputs.as_ref().unwrap()["text"], "No urgent tickets.");
+    assert_eq!(
+        report.node("all-clear").unwrap().outputs.as_ref().unwrap()["text"],
+        "No urgent tickets."
+    );
     for skipped in ["digest", "chunks", "orders"] {
-        assert_eq!(report.node(skipped).unwrap().status, NodeStatus::Skipped, "{skipped}");
+        assert_eq!(
+            report.node(skipped).unwrap().status,
+            NodeStatus::Skipped,
+            "{skipped}"
+        );
     }
 }
 
@@ -94,15 +120,36 @@ async fn validation_names_node_and_field() {
     }))
     .await;
     let has = |pred: &dyn Fn(&ValidationError) -> bool| errors.iter().any(pred);
-    assert!(has(&|e| matches!(e, ValidationError::InvalidConfig { node, field, .. } if node == "a" && field == "/chunk_size")), "{errors:#?}");
-    assert!(has(&|e| matches!(e, ValidationError::UnknownPlugin { node, .. } if node == "b")));
-    assert!(has(&|e| matches!(e, ValidationError::UnknownNodeType { node, node_type, .. } if node == "c" && node_type == "no-such-type")));
-    assert!(has(&|e| matches!(e, ValidationError::InvalidNodeId { node } if node == "d")));
-    assert!(has(&|e| matches!(e, ValidationError::DanglingEdge { node, .. } if node == "ghost")));
-    assert!(has(&|e| matches!(e, ValidationError::UnknownPort { node, direction: "input", port } if node == "d" && port == "nope")));
-    assert!(has(&|e| matches!(e, ValidationError::UnknownPort { node, direction: "output", port } if node == "a" && port == "missing")));
-    assert!(has(&|e| matches!(e, ValidationError::MalformedEdge { from, .. } if from == "nodot")));
-    assert!(has(&|e| matches!(e, ValidationError::UnknownRunInput { name, .. } if name == "undeclared")));
+    assert!(
+        has(
+            &|e| matches!(e, ValidationError::InvalidConfig { node, field, .. } if node == "a" && field == "/chunk_size")
+        ),
+        "{errors:#?}"
+    );
+    assert!(has(
+        &|e| matches!(e, ValidationError::UnknownPlugin { node, .. } if node == "b")
+    ));
+    assert!(has(
+        &|e| matches!(e, ValidationError::UnknownNodeType { node, node_type, .. } if node == "c" && node_type == "no-such-type")
+    ));
+    assert!(has(
+        &|e| matches!(e, ValidationError::InvalidNodeId { node } if node == "d")
+    ));
+    assert!(has(
+        &|e| matches!(e, ValidationError::DanglingEdge { node, .. } if node == "ghost")
+    ));
+    assert!(has(
+        &|e| matches!(e, ValidationError::UnknownPort { node, direction: "input", port } if node == "d" && port == "nope")
+    ));
+    assert!(has(
+        &|e| matches!(e, ValidationError::UnknownPort { node, direction: "output", port } if node == "a" && port == "missing")
+    ));
+    assert!(has(
+        &|e| matches!(e, ValidationError::MalformedEdge { from, .. } if from == "nodot")
+    ));
+    assert!(has(
+        &|e| matches!(e, ValidationError::UnknownRunInput { name, .. } if name == "undeclared")
+    ));
 }
 
 #[tokio::test]
@@ -145,16 +192,30 @@ async fn cycles_missing_inputs_duplicate_sources_and_type_mismatches_are_rejecte
     }))
     .await;
     let has = |pred: &dyn Fn(&ValidationError) -> bool| errors.iter().any(pred);
-    assert!(has(&|e| matches!(e, ValidationError::IncompatiblePorts { from, to, .. } if from == "split.count" && to == "count.text")), "{errors:#?}");
-    assert!(has(&|e| matches!(e, ValidationError::IncompatiblePorts { from, .. } if from == "$input.n")));
-    assert!(has(&|e| matches!(e, ValidationError::DuplicateInput { node, port } if node == "split" && port == "text")));
-    assert!(has(&|e| matches!(e, ValidationError::MissingRequiredInput { node, port } if node == "lonely" && port == "text")));
+    assert!(
+        has(
+            &|e| matches!(e, ValidationError::IncompatiblePorts { from, to, .. } if from == "split.count" && to == "count.text")
+        ),
+        "{errors:#?}"
+    );
+    assert!(has(
+        &|e| matches!(e, ValidationError::IncompatiblePorts { from, .. } if from == "$input.n")
+    ));
+    assert!(has(
+        &|e| matches!(e, ValidationError::DuplicateInput { node, port } if node == "split" && port == "text")
+    ));
+    assert!(has(
+        &|e| matches!(e, ValidationError::MissingRequiredInput { node, port } if node == "lonely" && port == "text")
+    ));
 }
 
 #[tokio::test]
 async fn malformed_workflow_json_is_rejected_with_the_reason() {
     let err = Workflow::from_json(r#"{"name": "x", "nodes": [], "surprise": 1}"#).unwrap_err();
-    assert!(err.to_string().contains("unknown field `surprise`"), "{err}");
+    assert!(
+        err.to_string().contains("unknown field `surprise`"),
+        "{err}"
+    );
     let err = Workflow::from_json("{not json").unwrap_err();
     assert!(matches!(err, ValidationError::Malformed(_)));
 }
@@ -189,7 +250,10 @@ async fn independent_branches_run_and_a_failure_keeps_upstream_results() {
     .await;
     assert_eq!(report.status, RunStatus::Failed);
     assert_eq!(report.node("src").unwrap().status, NodeStatus::Succeeded);
-    assert_eq!(report.node("after-left").unwrap().outputs.as_ref().unwrap()["value"], 610);
+    assert_eq!(
+        report.node("after-left").unwrap().outputs.as_ref().unwrap()["value"],
+        610
+    );
     let right = report.node("right").unwrap();
     assert_eq!(right.status, NodeStatus::Failed);
     assert_eq!(right.error.as_ref().unwrap().kind, "trap");
@@ -210,7 +274,11 @@ async fn outputs_breaking_their_schema_and_bad_inputs_fail_the_node() {
     assert_eq!(liar.status, NodeStatus::Failed);
     let error = liar.error.as_ref().unwrap();
     assert_eq!(error.kind, "output_schema");
-    assert!(error.message.contains("output `count`"), "{}", error.message);
+    assert!(
+        error.message.contains("output `count`"),
+        "{}",
+        error.message
+    );
 
     // A run input violating its declared schema is refused before anything runs.
     let wf = json!({
@@ -276,9 +344,20 @@ async fn editing_one_node_re_executes_only_it_and_its_downstream() {
     };
 
     let first = executor.run(plan(6), "r1", &json!({})).await.unwrap();
-    assert!(first.nodes.iter().all(|n| n.status == NodeStatus::Succeeded), "{:?}", statuses(&first));
+    assert!(
+        first
+            .nodes
+            .iter()
+            .all(|n| n.status == NodeStatus::Succeeded),
+        "{:?}",
+        statuses(&first)
+    );
     let again = executor.run(plan(6), "r2", &json!({})).await.unwrap();
-    assert!(again.nodes.iter().all(|n| n.status == NodeStatus::Cached), "{:?}", statuses(&again));
+    assert!(
+        again.nodes.iter().all(|n| n.status == NodeStatus::Cached),
+        "{:?}",
+        statuses(&again)
+    );
 
     let edited = executor.run(plan(8), "r3", &json!({})).await.unwrap();
     let status = |id: &str| edited.node(id).unwrap().status;
@@ -286,11 +365,19 @@ async fn editing_one_node_re_executes_only_it_and_its_downstream() {
     assert_eq!(status("side"), NodeStatus::Cached);
     assert_eq!(status("middle"), NodeStatus::Succeeded);
     assert_eq!(status("last"), NodeStatus::Succeeded);
-    assert_eq!(edited.node("last").unwrap().outputs.as_ref().unwrap()["value"], 21);
+    assert_eq!(
+        edited.node("last").unwrap().outputs.as_ref().unwrap()["value"],
+        21
+    );
 }
 
 #[test]
 fn the_committed_workflow_schema_matches_the_code() {
-    let committed = std::fs::read_to_string(hyyve::build::repo_root().join("workflow.schema.json")).unwrap();
-    assert_eq!(committed, hyyve_workflow::workflow_json_schema(), "run `hyyve schema > workflow.schema.json`");
+    let committed =
+        std::fs::read_to_string(hyyve::build::repo_root().join("workflow.schema.json")).unwrap();
+    assert_eq!(
+        committed,
+        hyyve_workflow::workflow_json_schema(),
+        "run `hyyve schema > workflow.schema.json`"
+    );
 }

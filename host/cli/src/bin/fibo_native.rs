@@ -2,7 +2,11 @@
 //! process-isolated plugin daemons pay: `fibo-native N` prints `{"value":fib(N)}`.
 
 fn fib(n: u32) -> u64 {
-    if n < 2 { n as u64 } else { fib(n - 1) + fib(n - 2) }
+    if n < 2 {
+        n as u64
+    } else {
+        fib(n - 1) + fib(n - 2)
+    }
 }
 
 fn main() {

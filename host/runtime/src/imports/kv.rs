@@ -89,7 +89,9 @@ impl KvStore for InMemoryKv {
 
     fn set(&self, scope: &KvScope, key: &str, value: Vec<u8>) -> Result<(), KvError> {
         if key.len() > MAX_KEY_BYTES {
-            return Err(KvError::TooLarge(format!("key exceeds {MAX_KEY_BYTES} bytes")));
+            return Err(KvError::TooLarge(format!(
+                "key exceeds {MAX_KEY_BYTES} bytes"
+            )));
         }
         if value.len() > MAX_VALUE_BYTES {
             return Err(KvError::TooLarge(format!(
@@ -136,7 +138,11 @@ impl Host for HostState {
         Ok(self.kv.get(&self.kv_scope, &key).map_err(Into::into))
     }
 
-    async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), WitKvError>> {
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), WitKvError>> {
         self.meter.host_calls += 1;
         Ok(self.kv.set(&self.kv_scope, &key, value).map_err(Into::into))
     }

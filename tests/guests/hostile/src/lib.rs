@@ -1,7 +1,9 @@
 //! Hostile and probing node types. Each one misbehaves (or probes a capability) in one
 //! way; the host tests assert that every one is contained with its own error.
 
-use hyyve_sdk::{Context, Deserialize, Error, JsonSchema, Node, NoConfig, NoInputs, Serialize, Value};
+use hyyve_sdk::{
+    Context, Deserialize, Error, JsonSchema, NoConfig, NoInputs, Node, Serialize, Value,
+};
 
 /// Output of probing nodes: what the guest observed.
 #[derive(Serialize, JsonSchema)]
@@ -11,7 +13,7 @@ pub struct Observed {
 }
 
 macro_rules! probe {
-    ($ty:ident, $name:literal, $body:expr) => {
+    ($ty:ident, $name:literal, $body:block) => {
         /// A hostile or probing node.
         pub struct $ty;
         impl Node for $ty {
@@ -61,13 +63,13 @@ probe!(Panic, "panic", {
     panic!("hostile guest panicked on purpose")
 });
 
-probe!(HugeOutput, "huge-output", {
-    observed("x".repeat(2 << 20))
-});
+probe!(HugeOutput, "huge-output", { observed("x".repeat(2 << 20)) });
 
 probe!(ReadHostFiles, "read-host-files", {
     let passwd = std::fs::read_to_string("/etc/passwd").map_err(|e| e.to_string());
-    let root = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.to_string());
+    let root = std::fs::read_dir("/")
+        .map(|d| d.count())
+        .map_err(|e| e.to_string());
     observed(format!("passwd={passwd:?} root={root:?}"))
 });
 
@@ -78,7 +80,9 @@ probe!(ReadEnv, "read-env", {
 });
 
 probe!(OpenSocket, "open-socket", {
-    let tcp = std::net::TcpStream::connect("127.0.0.1:5432").map(|_| ()).map_err(|e| e.kind().to_string());
+    let tcp = std::net::TcpStream::connect("127.0.0.1:5432")
+        .map(|_| ())
+        .map_err(|e| e.kind().to_string());
     observed(format!("tcp={tcp:?}"))
 });
 
@@ -151,7 +155,9 @@ impl Node for BreaksSchema {
     type Inputs = NoInputs;
     type Outputs = Lying;
     fn run(_: NoConfig, _: NoInputs, _: &Context) -> Result<Lying, Error> {
-        Ok(Lying { count: "not a number".into() })
+        Ok(Lying {
+            count: "not a number".into(),
+        })
     }
 }
 
@@ -200,7 +206,22 @@ impl Node for Echo {
 }
 
 hyyve_sdk::export_nodes!(
-    InfiniteLoop, MemoryBomb, DeepRecursion, Panic, HugeOutput, ReadHostFiles, ReadEnv,
-    OpenSocket, HttpOut, ReadSecret, KvRoundTrip, KvFlood, ReportUsage, ManyHostCalls,
-    FailRetryable, BreaksSchema, NotAnObject, Echo,
+    InfiniteLoop,
+    MemoryBomb,
+    DeepRecursion,
+    Panic,
+    HugeOutput,
+    ReadHostFiles,
+    ReadEnv,
+    OpenSocket,
+    HttpOut,
+    ReadSecret,
+    KvRoundTrip,
+    KvFlood,
+    ReportUsage,
+    ManyHostCalls,
+    FailRetryable,
+    BreaksSchema,
+    NotAnObject,
+    Echo,
 );

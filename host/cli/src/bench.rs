@@ -28,22 +28,38 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
-async fn load_fibo(runtime: &Arc<Runtime>, repo: &Path) -> anyhow::Result<Arc<NodePlugin>> {
+async fn load(
+    runtime: &Arc<Runtime>,
+    repo: &Path,
+    reference: &str,
+) -> anyhow::Result<Arc<NodePlugin>> {
     let mut set = Resolver::new(runtime.clone(), repo.to_path_buf())
-        .resolve(&["hyyve:fibo"], repo)
+        .resolve(&[reference], repo)
         .await?;
-    set.remove("hyyve:fibo").context("fibo plugin missing")
+    set.remove(reference).context("plugin missing")
+}
+
+async fn load_fibo(runtime: &Arc<Runtime>, repo: &Path) -> anyhow::Result<Arc<NodePlugin>> {
+    load(runtime, repo, "hyyve:fibo").await
 }
 
 async fn call_fibo(runtime: &Runtime, plugin: &NodePlugin, n: u32) -> anyhow::Result<Duration> {
-    let config = json!({ "n": n });
-    let inputs = json!({});
+    call(runtime, plugin, "fibo", json!({ "n": n }), json!({})).await
+}
+
+async fn call(
+    runtime: &Runtime,
+    plugin: &NodePlugin,
+    node_type: &str,
+    config: serde_json::Value,
+    inputs: serde_json::Value,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let outcome = runtime
         .invoke(
             plugin,
             InvocationRequest {
-                node_type: "fibo",
+                node_type,
                 config: &config,
                 inputs: &inputs,
                 ids: InvocationIds::default(),
@@ -131,27 +147,69 @@ pub async fn run_all(repo: &Path, iterations: usize) -> anyhow::Result<String> {
         native_total.as_secs_f64() / chain_median.as_secs_f64()
     );
 
-    // 4. Metering overhead on a CPU-bound node.
-    let unmetered = Arc::new(Runtime::new(RuntimeConfig {
-        metering: false,
-        ..RuntimeConfig::default()
-    })?);
-    let fibo_unmetered = load_fibo(&unmetered, repo).await?;
-    let (mut with, mut without) = (Vec::new(), Vec::new());
-    for _ in 0..15 {
-        with.push(call_fibo(&runtime, &fibo, 27).await?);
-        without.push(call_fibo(&unmetered, &fibo_unmetered, 27).await?);
+    // 4. Metering overhead on CPU-bound nodes: each switch alone, then neither.
+    let variants = [
+        ("fuel + epochs", true, true),
+        ("fuel only", true, false),
+        ("epochs only", false, true),
+        ("neither", false, false),
+    ];
+    let document: String = (0..4000)
+        .map(|i| format!("Sentence {i} of the benchmark document, about metering overhead. "))
+        .collect();
+    let workloads = [
+        (
+            "fibo(27), call-heavy",
+            "hyyve:fibo",
+            "fibo",
+            json!({"n": 27}),
+            json!({}),
+        ),
+        (
+            "fibo(30), call-heavy",
+            "hyyve:fibo",
+            "fibo",
+            json!({"n": 30}),
+            json!({}),
+        ),
+        (
+            "split 260 KB into 500-char chunks, loop-heavy",
+            "hyyve:text",
+            "split",
+            json!({"chunk_size": 500}),
+            json!({"text": document}),
+        ),
+    ];
+    for (label, reference, node_type, config, inputs) in workloads {
+        let mut medians = Vec::new();
+        for (name, fuel, epochs) in variants {
+            let rt = Arc::new(Runtime::new(RuntimeConfig {
+                fuel,
+                epochs,
+                ..RuntimeConfig::default()
+            })?);
+            let plugin = load(&rt, repo, reference).await?;
+            call(&rt, &plugin, node_type, config.clone(), inputs.clone()).await?;
+            let mut times = Vec::new();
+            for _ in 0..15 {
+                times.push(call(&rt, &plugin, node_type, config.clone(), inputs.clone()).await?);
+            }
+            times.sort();
+            medians.push((name, percentile(&times, 0.5)));
+        }
+        let baseline = medians[3].1.as_secs_f64();
+        let parts: Vec<String> = medians
+            .iter()
+            .map(|(name, d)| {
+                format!(
+                    "{name} {} ({:+.0} %)",
+                    ms(*d),
+                    (d.as_secs_f64() / baseline - 1.0) * 100.0
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "{label}: {}", parts.join("; "));
     }
-    with.sort();
-    without.sort();
-    let (w, wo) = (percentile(&with, 0.5), percentile(&without, 0.5));
-    let _ = writeln!(
-        out,
-        "fibo(27), fuel + epochs: median {}; neither: median {}; overhead {:.1} %",
-        ms(w),
-        ms(wo),
-        (w.as_secs_f64() / wo.as_secs_f64() - 1.0) * 100.0
-    );
     Ok(out)
 }
 

@@ -130,10 +130,22 @@ fn plugin_build_and_inspect() {
 #[test]
 fn the_readme_workflow_runs() {
     let data = data_dir("greet");
-    let out = hyyve(&["run", "examples/greet.json", "--input", r#"{"vars": {"who": "Ada"}}"#, "--json"], &data);
+    let out = hyyve(
+        &[
+            "run",
+            "examples/greet.json",
+            "--input",
+            r#"{"vars": {"who": "Ada"}}"#,
+            "--json",
+        ],
+        &data,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let words = &report["nodes"][1]["outputs"]["chunks"];
-    assert_eq!(words, &serde_json::json!(["Hello Ada,", "welcome", "aboard!"]));
+    assert_eq!(
+        words,
+        &serde_json::json!(["Hello Ada,", "welcome", "aboard!"])
+    );
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -29,9 +29,12 @@ pub struct RuntimeConfig {
     pub epoch_tick: Duration,
     /// The KV backend shared by all invocations (each sees only its own scope).
     pub kv: Arc<dyn KvStore>,
-    /// Fuel and epoch deadlines on (always, except to measure their overhead). Without
-    /// them a CPU-bound guest is neither billed nor interruptible before it returns.
-    pub metering: bool,
+    /// Fuel metering on (always, except to measure its overhead). Without it a guest is
+    /// not billed and not stopped by a fuel budget.
+    pub fuel: bool,
+    /// Epoch deadlines on (always, except to measure their overhead). Without them a
+    /// CPU-bound guest cannot be interrupted before it returns.
+    pub epochs: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -42,7 +45,8 @@ impl Default for RuntimeConfig {
             max_instances: 256,
             epoch_tick: Duration::from_millis(1),
             kv: Arc::new(InMemoryKv::new(16 << 20)),
-            metering: true,
+            fuel: true,
+            epochs: true,
         }
     }
 }
@@ -57,7 +61,8 @@ pub struct Runtime {
     pub(crate) linker: Linker<HostState>,
     pub(crate) kv: Arc<dyn KvStore>,
     pub(crate) max_memory_bytes: u64,
-    pub(crate) metering: bool,
+    pub(crate) fuel: bool,
+    pub(crate) epochs: bool,
     cache: Option<ComponentCache>,
 }
 
@@ -66,7 +71,7 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Self, RuntimeError> {
         let engine = Engine::new(&engine_config(&config))
             .map_err(|e| RuntimeError::Engine(e.to_string()))?;
-        if config.metering {
+        if config.epochs {
             spawn_epoch_ticker(&engine, config.epoch_tick);
         }
         let linker = link(&engine).map_err(|e| RuntimeError::Link(e.to_string()))?;
@@ -79,7 +84,8 @@ impl Runtime {
             linker,
             kv: config.kv,
             max_memory_bytes: config.max_memory_bytes,
-            metering: config.metering,
+            fuel: config.fuel,
+            epochs: config.epochs,
             cache,
         })
     }
@@ -131,8 +137,8 @@ fn engine_config(config: &RuntimeConfig) -> Config {
 
     let mut cfg = Config::new();
     cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-        .consume_fuel(config.metering)
-        .epoch_interruption(config.metering)
+        .consume_fuel(config.fuel)
+        .epoch_interruption(config.epochs)
         // Native stack for wasm frames: deep recursion traps instead of overflowing.
         .max_wasm_stack(1 << 20)
         // No WASIp3 / component-model async here; off trims call overhead.

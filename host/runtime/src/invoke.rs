@@ -171,7 +171,7 @@ impl Runtime {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_hostcall_fuel(usize::try_from(limits.hostcall_bytes).unwrap_or(usize::MAX));
-        if self.metering {
+        if self.fuel {
             // Fuel is on in the engine config, so neither call can fail. Yielding on fuel
             // (not on epochs) keeps a CPU-bound guest from holding a tokio worker and keeps
             // the store's fuel count current: wasmtime 48 does not write the running fuel
@@ -179,6 +179,8 @@ impl Runtime {
             // as if it had burned nothing since its last call.
             let _ = store.set_fuel(limits.fuel);
             let _ = store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL));
+        }
+        if self.epochs {
             // Epochs enforce the wall-clock deadline: checked every tick, interrupt past it.
             let deadline = Instant::now() + limits.timeout;
             store.set_epoch_deadline(1);
@@ -195,7 +197,7 @@ impl Runtime {
 }
 
 fn finish(store: &mut Store<HostState>, started: Instant, limits: &Limits) -> MeteringRecord {
-    // Without fuel metering (benchmarks only) there is nothing to report.
+    // Without fuel metering (overhead benchmarks only) there is nothing to report.
     let fuel = match store.get_fuel() {
         Ok(remaining) => limits.fuel.saturating_sub(remaining),
         Err(_) => 0,

@@ -17,6 +17,12 @@ fn tight() -> Limits {
     }
 }
 
+/// Runs a no-input hostile node under `limits` in workspace `ws-a`.
+async fn probe(node_type: &str, limits: Limits) -> hyyve_runtime::InvocationOutcome {
+    let hostile = plugin("guest-hostile").await;
+    invoke_in(&hostile, node_type, json!({}), json!({}), limits, "ws-a").await
+}
+
 async fn neighbour_still_served() {
     let echo = plugin("guest-hostile").await;
     let out = invoke_in(
@@ -33,26 +39,12 @@ async fn neighbour_still_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn infinite_loop_hits_the_deadline_while_a_neighbour_runs() {
-    let hostile = plugin("guest-hostile").await;
     let limits = Limits {
         fuel: u64::MAX,
         ..tight()
     };
-    let looping = tokio::spawn({
-        let hostile = hostile.clone();
-        async move {
-            invoke_in(
-                &hostile,
-                "infinite-loop",
-                json!({}),
-                json!({}),
-                limits,
-                "ws-a",
-            )
-            .await
-        }
-    });
-    // The loop yields to tokio every epoch tick, so the neighbour is served meanwhile.
+    let looping = tokio::spawn(async move { probe("infinite-loop", limits).await });
+    // The loop yields to tokio every 10 M fuel units, so the neighbour is served meanwhile.
     for _ in 0..5 {
         neighbour_still_served().await;
     }
@@ -74,21 +66,12 @@ async fn infinite_loop_hits_the_deadline_while_a_neighbour_runs() {
 
 #[tokio::test]
 async fn infinite_loop_runs_out_of_fuel_first_when_fuel_is_smaller() {
-    let hostile = plugin("guest-hostile").await;
     let limits = Limits {
         fuel: 50_000_000,
         timeout: Duration::from_secs(30),
         ..Limits::default()
     };
-    let out = invoke_in(
-        &hostile,
-        "infinite-loop",
-        json!({}),
-        json!({}),
-        limits,
-        "ws-a",
-    )
-    .await;
+    let out = probe("infinite-loop", limits).await;
     assert_eq!(
         out.result.unwrap_err(),
         InvocationError::FuelExhausted { budget: 50_000_000 }
@@ -99,20 +82,11 @@ async fn infinite_loop_runs_out_of_fuel_first_when_fuel_is_smaller() {
 
 #[tokio::test]
 async fn memory_bomb_hits_the_memory_cap() {
-    let hostile = plugin("guest-hostile").await;
     let limits = Limits {
         memory_bytes: 16 << 20,
         ..Limits::default()
     };
-    let out = invoke_in(
-        &hostile,
-        "memory-bomb",
-        json!({}),
-        json!({}),
-        limits,
-        "ws-a",
-    )
-    .await;
+    let out = probe("memory-bomb", limits).await;
     assert_eq!(
         out.result.unwrap_err(),
         InvocationError::MemoryLimitExceeded {
@@ -180,15 +154,7 @@ async fn huge_output_is_refused() {
         hostcall_bytes: 1 << 20,
         ..Limits::default()
     };
-    let out = invoke_in(
-        &hostile,
-        "huge-output",
-        json!({}),
-        json!({}),
-        limits,
-        "ws-a",
-    )
-    .await;
+    let out = probe("huge-output", limits).await;
     assert_eq!(
         out.result.unwrap_err(),
         InvocationError::HostcallPayloadTooLarge {

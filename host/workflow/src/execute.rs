@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use hyyve_runtime::{InvocationIds, InvocationRequest, KvScope, Limits, MeteringRecord, Runtime};
+use hyyve_runtime::{
+    InvocationIds, InvocationRequest, KvScope, Limits, MeteringRecord, Port, Runtime,
+};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
@@ -250,18 +252,18 @@ fn check_run_input(plan: &Plan, input: &Value) -> Result<Map<String, Value>, Run
         }
     };
     for (name, value) in &object {
-        let Some(validator) = plan.run_inputs.get(name) else {
+        let Some(schema) = plan.run_inputs.get(name) else {
             return Err(RunInputError {
                 name: name.clone(),
                 field: String::new(),
                 message: "not declared by the workflow".into(),
             });
         };
-        if let Some(e) = validator.iter_errors(value).next() {
+        if let Some(v) = schema.violation(value) {
             return Err(RunInputError {
                 name: name.clone(),
-                field: e.instance_path().to_string(),
-                message: e.to_string(),
+                field: v.field,
+                message: v.message,
             });
         }
     }
@@ -347,7 +349,7 @@ struct NodeJob {
 impl NodeJob {
     async fn execute(self) -> NodeReport {
         let node = &self.plan.nodes[self.index];
-        if let Some(message) = check_ports(&node.input_validators, &self.inputs, "input") {
+        if let Some(message) = check_ports(&node.node_type.inputs, &self.inputs, "input") {
             return NodeReport::failure(&node.id, "input_schema", message);
         }
         let key = CacheKey::new(
@@ -406,21 +408,15 @@ impl NodeJob {
 }
 
 /// First port value violating its schema, described.
-fn check_ports(
-    validators: &HashMap<String, jsonschema::Validator>,
-    values: &Value,
-    direction: &str,
-) -> Option<String> {
+fn check_ports(ports: &[Port], values: &Value, direction: &str) -> Option<String> {
     let object = values.as_object()?;
-    for (port, value) in object {
-        if let Some(e) = validators
-            .get(port)
-            .and_then(|v| v.iter_errors(value).next())
-        {
-            return Some(format!("{direction} `{port}`{}: {e}", e.instance_path()));
-        }
-    }
-    None
+    ports.iter().find_map(|port| {
+        let v = port.schema.violation(object.get(&port.name)?)?;
+        Some(format!(
+            "{direction} `{}`{}: {}",
+            port.name, v.field, v.message
+        ))
+    })
 }
 
 fn check_outputs(node: &PlannedNode, outputs: &Value) -> Option<String> {
@@ -436,7 +432,7 @@ fn check_outputs(node: &PlannedNode, outputs: &Value) -> Option<String> {
     {
         return Some(format!("required output `{}` missing", port.name));
     }
-    check_ports(&node.output_validators, outputs, "output")
+    check_ports(&node.node_type.outputs, outputs, "output")
 }
 
 impl NodeReport {

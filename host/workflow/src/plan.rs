@@ -5,8 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use hyyve_runtime::{NodePlugin, NodeType};
-use jsonschema::Validator;
+use hyyve_runtime::{NodePlugin, NodeType, Schema};
 use serde_json::Value;
 
 use crate::error::ValidationError;
@@ -33,8 +32,6 @@ pub(crate) struct PlannedNode {
     pub(crate) node_type: NodeType,
     pub(crate) config: Value,
     pub(crate) sources: BTreeMap<String, Source>,
-    pub(crate) input_validators: HashMap<String, Validator>,
-    pub(crate) output_validators: HashMap<String, Validator>,
     /// Plan indices of the nodes this one reads from.
     pub(crate) upstream: BTreeSet<usize>,
 }
@@ -42,7 +39,7 @@ pub(crate) struct PlannedNode {
 /// A validated workflow, ready to run any number of times.
 pub struct Plan {
     pub(crate) nodes: Vec<PlannedNode>,
-    pub(crate) run_inputs: BTreeMap<String, Validator>,
+    pub(crate) run_inputs: BTreeMap<String, Schema>,
 }
 
 impl Plan {
@@ -66,13 +63,13 @@ pub fn validate(workflow: &Workflow, plugins: &PluginSet) -> Result<Plan, Vec<Va
 
     let mut run_inputs = BTreeMap::new();
     for (name, schema) in &workflow.inputs {
-        match jsonschema::validator_for(schema) {
-            Ok(v) => {
-                run_inputs.insert(name.clone(), v);
+        match Schema::compile(schema.clone()) {
+            Ok(compiled) => {
+                run_inputs.insert(name.clone(), compiled);
             }
-            Err(e) => errors.push(ValidationError::InvalidInputSchema {
+            Err(message) => errors.push(ValidationError::InvalidInputSchema {
                 name: name.clone(),
-                message: e.to_string(),
+                message,
             }),
         }
     }
@@ -102,12 +99,12 @@ pub fn validate(workflow: &Workflow, plugins: &PluginSet) -> Result<Plan, Vec<Va
                     port: port.clone(),
                 }),
                 Some(p) => {
-                    if let Some((field, message)) = first_violation(&p.schema, value) {
+                    if let Some(v) = p.schema.violation(value) {
                         errors.push(ValidationError::InvalidLiteralInput {
                             node: node.id.clone(),
                             port: port.clone(),
-                            field,
-                            message,
+                            field: v.field,
+                            message: v.message,
                         });
                     }
                     sources[i].insert(port.clone(), Source::Literal(value.clone()));
@@ -183,7 +180,7 @@ pub fn validate(workflow: &Workflow, plugins: &PluginSet) -> Result<Plan, Vec<Va
         let Some((_, to_ty)) = &resolved[to_index] else {
             continue;
         };
-        let Some(to_schema) = to_ty.input(&to_port).map(|p| &p.schema) else {
+        let Some(to_schema) = to_ty.input(&to_port).map(|p| &*p.schema) else {
             errors.push(ValidationError::UnknownPort {
                 node: to_node,
                 direction: "input",
@@ -196,7 +193,7 @@ pub fn validate(workflow: &Workflow, plugins: &PluginSet) -> Result<Plan, Vec<Va
             Source::Port { node, port } => resolved[*node]
                 .as_ref()
                 .and_then(|(_, t)| t.output(port))
-                .map(|p| &p.schema),
+                .map(|p| &*p.schema),
             Source::Literal(_) => None,
         };
         if let Some(message) = from_schema.and_then(|f| incompatible(f, to_schema)) {
@@ -261,25 +258,14 @@ fn resolve_node(
         });
         return None;
     };
-    if let Some((field, message)) = first_violation(&ty.config_schema, &node.config) {
+    if let Some(v) = ty.config_schema.violation(&node.config) {
         errors.push(ValidationError::InvalidConfig {
             node: node.id.clone(),
-            field,
-            message,
+            field: v.field,
+            message: v.message,
         });
     }
     Some((plugin.clone(), ty.clone()))
-}
-
-/// The first schema violation of `value`, as (JSON Pointer, message).
-pub(crate) fn first_violation(schema: &Value, value: &Value) -> Option<(String, String)> {
-    match jsonschema::validator_for(schema) {
-        Err(e) => Some((String::new(), format!("the node's schema is invalid: {e}"))),
-        Ok(v) => v
-            .iter_errors(value)
-            .next()
-            .map(|e| (e.instance_path().to_string(), e.to_string())),
-    }
 }
 
 /// The JSON types a schema allows, when it says so with `type`.
@@ -364,7 +350,7 @@ fn build_plan(
     resolved: Vec<Option<(Arc<NodePlugin>, NodeType)>>,
     sources: Vec<BTreeMap<String, Source>>,
     order: Vec<usize>,
-    run_inputs: BTreeMap<String, Validator>,
+    run_inputs: BTreeMap<String, Schema>,
 ) -> Plan {
     // Renumber from file order to plan order.
     let mut position = vec![0; order.len()];
@@ -392,8 +378,6 @@ fn build_plan(
                 .collect();
             PlannedNode {
                 id: spec.id.clone(),
-                input_validators: compile_ports(&node_type.inputs),
-                output_validators: compile_ports(&node_type.outputs),
                 upstream: upstream_of(&sources),
                 plugin,
                 node_type,
@@ -403,16 +387,4 @@ fn build_plan(
         })
         .collect();
     Plan { nodes, run_inputs }
-}
-
-fn compile_ports(ports: &[hyyve_runtime::Port]) -> HashMap<String, Validator> {
-    ports
-        .iter()
-        .filter_map(|p| {
-            // The runtime compiled every port schema when the plugin loaded.
-            jsonschema::validator_for(&p.schema)
-                .ok()
-                .map(|v| (p.name.clone(), v))
-        })
-        .collect()
 }

@@ -88,25 +88,17 @@ impl Resolver {
                 build::build_packages(&repo, &names, &build::guest_target_dir(&repo))
             })
             .await;
-            let all_refs = || {
-                first_party
-                    .iter()
-                    .map(|(r, _)| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let paths = match built {
-                Ok(result) => result.map_err(|source| ResolveError::Build {
-                    plugin: all_refs(),
+            let paths = built
+                .map_err(|e| BuildError::Failed(e.to_string()))
+                .and_then(|result| result)
+                .map_err(|source| ResolveError::Build {
+                    plugin: first_party
+                        .iter()
+                        .map(|(r, _)| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     source,
-                })?,
-                Err(e) => {
-                    return Err(ResolveError::Build {
-                        plugin: all_refs(),
-                        source: BuildError::Failed(e.to_string()),
-                    });
-                }
-            };
+                })?;
             for ((reference, _), path) in first_party.iter().zip(paths) {
                 files.insert(reference.clone(), path);
             }

@@ -1,0 +1,23 @@
+//! Capability policy: what a plugin asks for (its `hyyve.toml` [`Manifest`]), what the
+//! platform, the organization and the workspace allow ([`layers`]), and the resulting
+//! [`Grant`] of one install with an [`Explanation`] of every cut.
+//!
+//! Nothing here touches wasm: the runtime enforces a [`Grant`], this crate computes it.
+
+mod error;
+mod grant;
+pub mod layers;
+mod manifest;
+mod pattern;
+
+pub use error::{ManifestError, PolicyError};
+pub use grant::{
+    Cut, ExplainedCapability, Explanation, Grant, GrantedLimits, HttpGrant, Layer,
+    effective_grant,
+};
+pub use layers::{OrgPolicy, PlatformConfig, WorkspaceGrant};
+pub use manifest::{
+    Capabilities, HttpDestination, HttpRequest, Manifest, PluginId, PluginInfo, PluginKind,
+    RequestedLimits, check_name, check_secret_name,
+};
+pub use pattern::{HostPattern, HttpRule, METHODS, Scheme, non_public_range};

@@ -6,8 +6,35 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use hyyve::build;
-use hyyve_runtime::{NodePlugin, Runtime, RuntimeConfig};
+use hyyve_runtime::{NodePlugin, Runtime, RuntimeConfig, StaticResolver, SystemResolver};
+use hyyve_secrets::MemorySecretStore;
 use tokio::sync::Mutex;
+
+pub mod http_server;
+
+/// Names the test resolver answers without DNS: all of them point at loopback, link-local
+/// or a documentation address, so no test ever reaches beyond this machine.
+pub const TEST_NAMES: [(&str, &[&str]); 3] = [
+    ("api.test", &["127.0.0.1"]),
+    ("metadata.test", &["169.254.169.254"]),
+    // A public address beside a loopback one, as a rebinding answer looks; the address
+    // check refuses before any connection, so the public one is never contacted.
+    ("rebind.test", &["93.184.216.34", "127.0.0.1"]),
+];
+
+/// The secrets every test runtime reads from.
+pub fn secrets() -> Arc<MemorySecretStore> {
+    static SECRETS: OnceLock<Arc<MemorySecretStore>> = OnceLock::new();
+    SECRETS.get_or_init(Default::default).clone()
+}
+
+/// Parent of the scratch directories of this test process.
+pub fn scratch_root() -> PathBuf {
+    static ROOT: OnceLock<tempfile::TempDir> = OnceLock::new();
+    ROOT.get_or_init(|| tempfile::tempdir().expect("scratch root"))
+        .path()
+        .to_owned()
+}
 
 /// Every guest the tests use, by package name.
 pub const GUESTS: [&str; 6] = [
@@ -51,6 +78,15 @@ pub fn runtime() -> Arc<Runtime> {
             Arc::new(
                 Runtime::new(RuntimeConfig {
                     cache_dir: Some(cache_dir),
+                    secrets: secrets(),
+                    scratch_root: Some(scratch_root()),
+                    resolver: Arc::new(
+                        StaticResolver::new(TEST_NAMES.iter().map(|(name, ips)| {
+                            let ips = ips.iter().map(|ip| ip.parse().expect("ip")).collect();
+                            (name.to_string(), ips)
+                        }))
+                        .with_fallback(SystemResolver),
+                    ),
                     ..RuntimeConfig::default()
                 })
                 .expect("runtime starts"),

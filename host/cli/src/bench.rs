@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use hyyve_policy::Grant;
 use hyyve_runtime::{
     InvocationIds, InvocationRequest, KvScope, Limits, NodePlugin, Runtime, RuntimeConfig,
 };
@@ -36,7 +37,7 @@ async fn load(
     let mut set = Resolver::new(runtime.clone(), repo.to_path_buf())
         .resolve(&[reference], repo)
         .await?;
-    set.remove(reference).context("plugin missing")
+    Ok(set.remove(reference).context("plugin missing")?.plugin)
 }
 
 async fn load_fibo(runtime: &Arc<Runtime>, repo: &Path) -> anyhow::Result<Arc<NodePlugin>> {
@@ -64,6 +65,7 @@ async fn call(
                 inputs: &inputs,
                 ids: InvocationIds::default(),
                 scope: KvScope::default(),
+                grant: Arc::new(Grant::default()),
                 limits: Limits::default(),
             },
         )
@@ -100,7 +102,10 @@ pub async fn run_all(repo: &Path, iterations: usize) -> anyhow::Result<String> {
     // 2. 400 fibo(10) nodes in a sequential chain, each in a fresh instance.
     let chain = fibo_chain(400, 10);
     let mut plugins = hyyve_workflow::PluginSet::new();
-    plugins.insert("hyyve:fibo".into(), fibo.clone());
+    plugins.insert(
+        "hyyve:fibo".into(),
+        hyyve_workflow::Installed::ungranted("hyyve-fibo", fibo.clone()),
+    );
     let plan =
         Arc::new(hyyve_workflow::validate(&chain, &plugins).map_err(|e| anyhow::anyhow!("{e:?}"))?);
     let executor = Executor::new(runtime.clone(), ExecutorConfig::default());

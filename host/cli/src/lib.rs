@@ -3,5 +3,6 @@
 
 pub mod bench;
 pub mod build;
+pub mod install;
 pub mod report;
 pub mod resolve;

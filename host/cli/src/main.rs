@@ -7,10 +7,13 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use hyyve::build;
+use hyyve::install::{Installer, PolicyFiles};
 use hyyve::report;
 use hyyve::resolve::Resolver;
+use hyyve_policy::{AuditEvent, AuditLog, Manifest};
 use hyyve_runtime::{Runtime, RuntimeConfig};
-use hyyve_workflow::{Executor, ExecutorConfig, ResultCache, RunStatus, Workflow};
+use hyyve_secrets::{FileSecretStore, SecretKey, SecretStore, SecretValue};
+use hyyve_workflow::{Executor, ExecutorConfig, PluginSet, ResultCache, RunStatus, Workflow};
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +25,12 @@ struct Cli {
     /// Where compiled components and cached node results are kept.
     #[arg(long, global = true, default_value = "data", env = "HYYVE_DATA_DIR")]
     data_dir: PathBuf,
+    /// The workspace runs, installs and secrets belong to.
+    #[arg(long, global = true, default_value = "local", env = "HYYVE_WORKSPACE")]
+    workspace: String,
+    /// Who is acting, for the audit log.
+    #[arg(long, global = true, env = "USER", default_value = "cli")]
+    actor: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,13 +54,68 @@ enum Command {
     /// Build and inspect plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
-    /// Print the JSON Schema of the workflow format.
-    Schema,
+    /// Print the JSON Schema of the workflow format or of `hyyve.toml`.
+    Schema {
+        /// Which schema.
+        #[arg(value_enum, default_value = "workflow")]
+        of: SchemaKind,
+    },
+    /// Explain a plugin's effective grant under the policy in `<data>/policy/`.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Read and check the audit log.
+    Audit {
+        /// Only check the hash chain and print the number of entries.
+        #[arg(long)]
+        verify: bool,
+        /// Print entries as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Workspace secrets (values are read from stdin and never printed).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Run the benchmarks of BENCHMARKS.md (build with --release).
     Bench {
         /// Calls measured for the instance benchmark.
         #[arg(long, default_value_t = 5000)]
         iterations: usize,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SchemaKind {
+    /// The workflow JSON format.
+    Workflow,
+    /// The plugin manifest, `hyyve.toml`.
+    Manifest,
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Per capability: requested, cut by which layer, granted.
+    Explain {
+        /// `hyyve:<name>` or a `hyyve.toml` file.
+        plugin: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Set a secret; the value is read from stdin.
+    Set {
+        /// Secret name, e.g. `OPENAI_API_KEY`.
+        name: String,
+    },
+    /// List secret names of the workspace.
+    List,
+    /// Delete a secret.
+    Delete {
+        /// Secret name.
+        name: String,
     },
 }
 
@@ -78,8 +142,38 @@ enum PluginCommand {
 fn runtime(data_dir: &std::path::Path) -> anyhow::Result<Arc<Runtime>> {
     Ok(Arc::new(Runtime::new(RuntimeConfig {
         cache_dir: Some(data_dir.join("compiled")),
+        secrets: secret_store(data_dir)?,
+        scratch_root: Some(data_dir.join("scratch")),
         ..RuntimeConfig::default()
     })?))
+}
+
+/// Secrets sealed in `<data>/secrets.json` with `HYYVE_SECRET_KEY`, or with a key file
+/// `<data>/secret.key` created on first use.
+fn secret_store(data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn SecretStore>> {
+    let key = SecretKey::from_env_or_file(&data_dir.join("secret.key"))?;
+    Ok(Arc::new(FileSecretStore::open(
+        data_dir.join("secrets.json"),
+        key,
+    )?))
+}
+
+fn audit_log(data_dir: &std::path::Path) -> anyhow::Result<Arc<AuditLog>> {
+    Ok(Arc::new(AuditLog::open(data_dir.join("audit.jsonl"))?))
+}
+
+/// `hyyve:<name>` names a first-party manifest; anything else is a manifest file.
+fn read_manifest(plugin: &str) -> anyhow::Result<Manifest> {
+    let path = match plugin.strip_prefix("hyyve:") {
+        Some(name) => build::repo_root()
+            .join("plugins")
+            .join(name)
+            .join("hyyve.toml"),
+        None => PathBuf::from(plugin),
+    };
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Manifest::parse(&text).with_context(|| path.display().to_string())
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -97,9 +191,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 serde_json::from_str(&input).context("--input is not JSON")?;
             let runtime = runtime(&cli.data_dir)?;
             let base = workflow.parent().map(PathBuf::from).unwrap_or_default();
-            let plugins = Resolver::new(runtime.clone(), build::repo_root())
+            let resolved = Resolver::new(runtime.clone(), build::repo_root())
                 .resolve(&spec.plugin_refs(), &base)
                 .await?;
+            let audit = audit_log(&cli.data_dir)?;
+            let installer =
+                Installer::new(&cli.data_dir, &cli.workspace, &cli.actor, audit.clone())?;
+            let mut plugins = PluginSet::new();
+            for (reference, r) in resolved {
+                let installed =
+                    installer.install(&reference, r.plugin, &r.manifest, &r.manifest_text)?;
+                plugins.insert(reference, installed);
+            }
             let plan = match hyyve_workflow::validate(&spec, &plugins) {
                 Ok(plan) => Arc::new(plan),
                 Err(errors) => {
@@ -110,13 +213,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            let mut executor = Executor::new(runtime, ExecutorConfig::default());
+            let config = ExecutorConfig {
+                workspace: cli.workspace.clone(),
+                ..ExecutorConfig::default()
+            };
+            let mut executor = Executor::new(runtime, config);
             if !no_cache {
                 executor = executor
                     .with_cache(Arc::new(ResultCache::on_disk(cli.data_dir.join("results"))));
             }
             let run_id = format!("run-{}", std::process::id());
             let report = executor.run(plan, &run_id, &input).await?;
+            for node in &report.nodes {
+                for denial in &node.metering.denials {
+                    audit.append(AuditEvent {
+                        actor: format!("plugin-node:{}", node.id),
+                        action: "capability.denied".into(),
+                        subject: format!(
+                            "workspace/{}/run/{run_id}/node/{}",
+                            cli.workspace, node.id
+                        ),
+                        detail: serde_json::to_value(denial)?,
+                    })?;
+                }
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -147,8 +267,83 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Schema => {
-            print!("{}", hyyve_workflow::workflow_json_schema());
+        Command::Schema { of } => {
+            match of {
+                SchemaKind::Workflow => print!("{}", hyyve_workflow::workflow_json_schema()),
+                SchemaKind::Manifest => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&Manifest::json_schema())?
+                ),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy(PolicyCommand::Explain { plugin, json }) => {
+            let manifest = read_manifest(&plugin)?;
+            let explanation = PolicyFiles::load(&cli.data_dir)?.explain(&manifest)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&explanation)?);
+            } else {
+                print!("{explanation}");
+            }
+            Ok(if explanation.refused.is_some() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Audit { verify, json } => {
+            let log = audit_log(&cli.data_dir)?;
+            if verify {
+                println!("audit log intact: {} entries", log.verify()?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            for e in log.entries()? {
+                if json {
+                    println!("{}", serde_json::to_string(&e)?);
+                } else {
+                    println!(
+                        "{:>5} {} {} {} {} {}",
+                        e.seq, e.at, e.event.actor, e.event.action, e.event.subject, e.event.detail
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Secrets(command) => {
+            let store = secret_store(&cli.data_dir)?;
+            let audit = audit_log(&cli.data_dir)?;
+            let ws = &cli.workspace;
+            match command {
+                SecretsCommand::Set { name } => {
+                    hyyve_policy::check_secret_name(&name).map_err(anyhow::Error::msg)?;
+                    let mut value = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut value)?;
+                    let value = value.trim_end_matches(['\n', '\r']).to_owned();
+                    store.put(ws, &name, &SecretValue::new(value))?;
+                    audit.append(AuditEvent {
+                        actor: cli.actor.clone(),
+                        action: "secret.set".into(),
+                        subject: format!("workspace/{ws}/secret/{name}"),
+                        detail: serde_json::Value::Null,
+                    })?;
+                }
+                SecretsCommand::List => {
+                    for name in store.names(ws)? {
+                        println!("{name}");
+                    }
+                }
+                SecretsCommand::Delete { name } => {
+                    if !store.delete(ws, &name)? {
+                        anyhow::bail!("workspace `{ws}` has no secret `{name}`");
+                    }
+                    audit.append(AuditEvent {
+                        actor: cli.actor.clone(),
+                        action: "secret.delete".into(),
+                        subject: format!("workspace/{ws}/secret/{name}"),
+                        detail: serde_json::Value::Null,
+                    })?;
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench { iterations } => {

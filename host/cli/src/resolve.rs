@@ -2,14 +2,16 @@
 //!
 //! `hyyve:<name>` is a first-party plugin, built from `plugins/<name>` on first use;
 //! anything ending in `.wasm` is a component file, relative to the workflow's folder.
-//! (Registry references arrive with the registry.)
+//! (Registry references arrive with the registry.) Each comes with its manifest:
+//! `plugins/<name>/hyyve.toml`, or `<file>.hyyve.toml` beside a component file (a
+//! component without one requests nothing).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hyyve_runtime::{LoadError, Runtime};
-use hyyve_workflow::PluginSet;
+use hyyve_policy::{Manifest, ManifestError};
+use hyyve_runtime::{LoadError, NodePlugin, Runtime};
 
 use crate::build::{self, BuildError};
 
@@ -27,6 +29,16 @@ pub enum ResolveError {
         /// The build failure.
         source: BuildError,
     },
+    /// The manifest is missing or invalid.
+    #[error("plugin `{plugin}`: {path}: {message}")]
+    Manifest {
+        /// The reference.
+        plugin: String,
+        /// The manifest file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The component was rejected by the runtime.
     #[error("plugin `{plugin}`: {source}")]
     Load {
@@ -35,6 +47,16 @@ pub enum ResolveError {
         /// Why it was rejected.
         source: LoadError,
     },
+}
+
+/// A loaded component and the manifest it is installed with.
+pub struct Resolved {
+    /// The component, validated and linked.
+    pub plugin: Arc<NodePlugin>,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// The manifest's text (its digest identifies the install).
+    pub manifest_text: String,
 }
 
 /// Resolves references against a repository checkout (for first-party plugins).
@@ -68,7 +90,7 @@ impl Resolver {
         &self,
         references: &[&str],
         base: &Path,
-    ) -> Result<PluginSet, ResolveError> {
+    ) -> Result<HashMap<String, Resolved>, ResolveError> {
         let mut files: HashMap<String, PathBuf> = HashMap::new();
         let mut first_party: Vec<(String, String)> = Vec::new();
         for &reference in references {
@@ -103,8 +125,13 @@ impl Resolver {
                 files.insert(reference.clone(), path);
             }
         }
-        let mut set = PluginSet::new();
+        let mut set = HashMap::new();
         for (reference, path) in files {
+            let manifest_path = match self.first_party(&reference) {
+                Some(_) => self.first_party_dir(&reference).join("hyyve.toml"),
+                None => path.with_extension("hyyve.toml"),
+            };
+            let (manifest, manifest_text) = read_manifest(&reference, &manifest_path)?;
             let plugin = self
                 .runtime
                 .load_node_plugin_file(&path)
@@ -113,8 +140,42 @@ impl Resolver {
                     plugin: reference.clone(),
                     source,
                 })?;
-            set.insert(reference, Arc::new(plugin));
+            set.insert(
+                reference,
+                Resolved {
+                    plugin: Arc::new(plugin),
+                    manifest,
+                    manifest_text,
+                },
+            );
         }
         Ok(set)
+    }
+
+    fn first_party_dir(&self, reference: &str) -> PathBuf {
+        let name = reference.strip_prefix("hyyve:").unwrap_or(reference);
+        self.repo.join("plugins").join(name)
+    }
+}
+
+/// The manifest at `path`; a component file without one gets a manifest requesting
+/// nothing, a first-party plugin without one is an error.
+fn read_manifest(reference: &str, path: &Path) -> Result<(Manifest, String), ResolveError> {
+    let error = |message: String| ResolveError::Manifest {
+        plugin: reference.to_owned(),
+        path: path.display().to_string(),
+        message,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let manifest =
+                Manifest::parse(&text).map_err(|e: ManifestError| error(e.to_string()))?;
+            Ok((manifest, text))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && reference.ends_with(".wasm") => {
+            let manifest = crate::install::bare_manifest(reference);
+            Ok((manifest, String::new()))
+        }
+        Err(e) => Err(error(e.to_string())),
     }
 }

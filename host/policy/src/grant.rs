@@ -359,10 +359,18 @@ pub fn effective_grant(
                 "kv bytes",
                 Some(req.kv_bytes),
                 0,
-                [Some(caps.kv_bytes), org.caps.kv_bytes, workspace.caps.kv_bytes],
+                [
+                    Some(caps.kv_bytes),
+                    org.caps.kv_bytes,
+                    workspace.caps.kv_bytes,
+                ],
             )
         } else {
-            items.push(forbidden("kv bytes", req.kv_bytes, "KV storage is not allowed"));
+            items.push(forbidden(
+                "kv bytes",
+                req.kv_bytes,
+                "KV storage is not allowed",
+            ));
             0
         };
     }
@@ -589,21 +597,53 @@ memory_bytes = 67108864
         let urls: Vec<_> = g.http.rules.iter().map(|r| r.url()).collect();
         assert_eq!(
             urls,
-            ["https://api.acme.example:443", "https://*.mixed.example:443"]
+            [
+                "https://api.acme.example:443",
+                "https://*.mixed.example:443"
+            ]
         );
-        assert!(g.http.check_destination(Scheme::Https, "bad.mixed.example", 443, "GET").is_err());
-        assert!(g.http.check_destination(Scheme::Https, "ok.mixed.example", 443, "GET").is_ok());
-        assert_eq!(g.http.private_networks, vec!["10.1.0.0/16".parse::<IpNet>().unwrap()]);
+        assert!(
+            g.http
+                .check_destination(Scheme::Https, "bad.mixed.example", 443, "GET")
+                .is_err()
+        );
+        assert!(
+            g.http
+                .check_destination(Scheme::Https, "ok.mixed.example", 443, "GET")
+                .is_ok()
+        );
+        assert_eq!(
+            g.http.private_networks,
+            vec!["10.1.0.0/16".parse::<IpNet>().unwrap()]
+        );
         assert_eq!(g.secrets, BTreeSet::from(["TOKEN".to_string()]));
         assert_eq!(g.scratch_bytes, 0);
         assert_eq!(g.limits.memory_bytes, 64 << 20);
         let text = e.to_string();
-        assert!(text.contains("cut by organization policy: blocked by `*.evil.example`"), "{text}");
-        assert!(text.contains("yes, except hosts matching `bad.mixed.example`"), "{text}");
-        assert!(text.contains("cut by platform caps: capped at 268435456"), "{text}");
-        assert!(text.contains("cut by organization policy: capped at 134217728"), "{text}");
-        assert!(text.contains("cut by workspace grant: capped at 67108864"), "{text}");
-        assert!(text.contains("a scratch filesystem is not allowed"), "{text}");
+        assert!(
+            text.contains("cut by organization policy: blocked by `*.evil.example`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("yes, except hosts matching `bad.mixed.example`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cut by platform caps: capped at 268435456"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cut by organization policy: capped at 134217728"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cut by workspace grant: capped at 67108864"),
+            "{text}"
+        );
+        assert!(
+            text.contains("a scratch filesystem is not allowed"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -612,7 +652,12 @@ memory_bytes = 67108864
             publishers: Some(BTreeSet::from(["hyyve".to_string()])),
             ..Default::default()
         };
-        let e = effective_grant(&manifest(), &PlatformConfig::default(), &org, &Default::default());
+        let e = effective_grant(
+            &manifest(),
+            &PlatformConfig::default(),
+            &org,
+            &Default::default(),
+        );
         assert!(e.grant.is_none());
         assert!(e.refused.unwrap().contains("acme"));
     }
@@ -621,7 +666,11 @@ memory_bytes = 67108864
     fn addresses_outside_public_ranges_need_a_private_network() {
         let mut g = Grant::default().http;
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!(g.check_address("localhost", lo).unwrap_err().contains("loopback"));
+        assert!(
+            g.check_address("localhost", lo)
+                .unwrap_err()
+                .contains("loopback")
+        );
         g.private_networks.push("127.0.0.0/8".parse().unwrap());
         assert!(g.check_address("localhost", lo).is_ok());
         let md: IpAddr = "169.254.169.254".parse().unwrap();

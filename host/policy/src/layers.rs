@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use ipnet::IpNet;
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::error::PolicyError;
 use crate::pattern::HostPattern;
@@ -36,7 +36,7 @@ pub struct Caps {
 
 /// Operator configuration: the hard ceilings and the defaults for what a manifest leaves
 /// unspecified.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PlatformConfig {
     /// Nothing is granted above these.
@@ -97,15 +97,6 @@ impl Default for PlatformDefaults {
             http_requests: 16,
             http_request_bytes: 1 << 20,
             http_response_bytes: 4 << 20,
-        }
-    }
-}
-
-impl Default for PlatformConfig {
-    fn default() -> Self {
-        Self {
-            caps: PlatformCaps::default(),
-            defaults: PlatformDefaults::default(),
         }
     }
 }

@@ -2,18 +2,21 @@
 //! platform, the organization and the workspace allow ([`layers`]), and the resulting
 //! [`Grant`] of one install with an [`Explanation`] of every cut.
 //!
+//! The [`AuditLog`] records installs, grants, policy changes and denials.
+//!
 //! Nothing here touches wasm: the runtime enforces a [`Grant`], this crate computes it.
 
+pub mod audit;
 mod error;
 mod grant;
 pub mod layers;
 mod manifest;
 mod pattern;
 
+pub use audit::{AuditEntry, AuditError, AuditEvent, AuditLog};
 pub use error::{ManifestError, PolicyError};
 pub use grant::{
-    Cut, ExplainedCapability, Explanation, Grant, GrantedLimits, HttpGrant, Layer,
-    effective_grant,
+    Cut, ExplainedCapability, Explanation, Grant, GrantedLimits, HttpGrant, Layer, effective_grant,
 };
 pub use layers::{OrgPolicy, PlatformConfig, WorkspaceGrant};
 pub use manifest::{

@@ -319,7 +319,10 @@ timeout_ms = 2000
         assert!(e.contains("plugin.id") || e.contains("namespace"), "{e}");
         let bad_version = GOOD.replace("1.2.0", "1.2");
         assert!(error_of(&bad_version).contains("version"));
-        let bad_url = GOOD.replace("https://api.weather.example", "https://api.weather.example/v1");
+        let bad_url = GOOD.replace(
+            "https://api.weather.example",
+            "https://api.weather.example/v1",
+        );
         assert!(error_of(&bad_url).contains("capabilities.http.allow[0]"));
         let bad_secret = GOOD.replace("WEATHER_KEY", "WEATHER-KEY");
         assert!(error_of(&bad_secret).contains("capabilities.secrets"));

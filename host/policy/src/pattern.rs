@@ -215,10 +215,7 @@ impl HttpRule {
         for m in methods {
             let upper = m.to_ascii_uppercase();
             if !METHODS.contains(&upper.as_str()) {
-                return Err(format!(
-                    "method `{m}` is not one of {}",
-                    METHODS.join(", ")
-                ));
+                return Err(format!("method `{m}` is not one of {}", METHODS.join(", ")));
             }
             if !checked.contains(&upper) {
                 checked.push(upper);
@@ -337,7 +334,15 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_rejected() {
-        for bad in ["", "*.com", "exa mple.com", "-a.com", "a..com", "*.*.com", "é.com"] {
+        for bad in [
+            "",
+            "*.com",
+            "exa mple.com",
+            "-a.com",
+            "a..com",
+            "*.*.com",
+            "é.com",
+        ] {
             assert!(bad.parse::<HostPattern>().is_err(), "{bad} accepted");
         }
     }

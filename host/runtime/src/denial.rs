@@ -75,7 +75,13 @@ pub struct Denial {
 
 impl fmt::Display for Denial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({}): {}", self.kind.as_str(), self.kind.capability(), self.detail)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.kind.as_str(),
+            self.kind.capability(),
+            self.detail
+        )
     }
 }
 
@@ -89,7 +95,11 @@ const MAX_KEPT: usize = 64;
 
 impl DenialLog {
     pub(crate) fn record(&self, kind: DenialKind, detail: String) {
-        tracing::warn!(kind = kind.as_str(), detail = detail.as_str(), "capability denied");
+        tracing::warn!(
+            kind = kind.as_str(),
+            detail = detail.as_str(),
+            "capability denied"
+        );
         let mut denials = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if denials.len() < MAX_KEPT {
             denials.push(Denial { kind, detail });

@@ -12,9 +12,13 @@ use wasmtime::component::HasSelf;
 use crate::bindings::hyyve::plugin as hyyve;
 use crate::cache::ComponentCache;
 use crate::error::{LoadError, RuntimeError};
+use crate::imports::http::{Resolver, SystemResolver};
 use crate::imports::kv::{InMemoryKv, KvStore};
+use crate::imports::scratch::{ScratchFsData, scratch_fs};
 use crate::plugin::Digest;
 use crate::state::HostState;
+use hyyve_policy::Grant;
+use hyyve_secrets::{MemorySecretStore, SecretStore};
 
 /// How the process-wide runtime is set up.
 #[derive(Clone)]
@@ -29,6 +33,13 @@ pub struct RuntimeConfig {
     pub epoch_tick: Duration,
     /// The KV backend shared by all invocations (each sees only its own scope).
     pub kv: Arc<dyn KvStore>,
+    /// Workspace secrets; a plugin reads only names its grant lists.
+    pub secrets: Arc<dyn SecretStore>,
+    /// Parent of the per-install scratch directories (`<root>/<workspace>/<install>`);
+    /// `None`: no invocation gets a scratch directory, whatever its grant.
+    pub scratch_root: Option<PathBuf>,
+    /// Resolves host names for outgoing HTTP before the address check.
+    pub resolver: Arc<dyn Resolver>,
     /// Fuel metering on (always, except to measure its overhead). Without it a guest is
     /// not billed and not stopped by a fuel budget.
     pub fuel: bool,
@@ -44,7 +55,10 @@ impl Default for RuntimeConfig {
             max_memory_bytes: 256 << 20,
             max_instances: 256,
             epoch_tick: Duration::from_millis(1),
-            kv: Arc::new(InMemoryKv::new(16 << 20)),
+            kv: Arc::new(InMemoryKv::new()),
+            secrets: Arc::new(MemorySecretStore::new()),
+            scratch_root: None,
+            resolver: Arc::new(SystemResolver),
             fuel: true,
             epochs: true,
         }
@@ -60,6 +74,11 @@ pub struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<HostState>,
     pub(crate) kv: Arc<dyn KvStore>,
+    pub(crate) secrets: Arc<dyn SecretStore>,
+    pub(crate) scratch_root: Option<PathBuf>,
+    pub(crate) resolver: Arc<dyn Resolver>,
+    /// The grant of `describe` calls and of nothing-granted invocations.
+    pub(crate) no_grant: Arc<Grant>,
     pub(crate) max_memory_bytes: u64,
     pub(crate) fuel: bool,
     pub(crate) epochs: bool,
@@ -83,6 +102,10 @@ impl Runtime {
             engine,
             linker,
             kv: config.kv,
+            secrets: config.secrets,
+            scratch_root: config.scratch_root,
+            resolver: config.resolver,
+            no_grant: Arc::new(Grant::default()),
             max_memory_bytes: config.max_memory_bytes,
             fuel: config.fuel,
             epochs: config.epochs,
@@ -165,11 +188,20 @@ fn spawn_epoch_ticker(engine: &Engine, tick: Duration) {
     }
 }
 
-/// Links WASI (everything denied by the per-store context), wasi:http (denied by the
-/// send hook) and the hyyve interfaces.
+/// Links WASI (nothing granted by the per-store context), the scratch filesystem's quota
+/// wrapper over wasi:filesystem, wasi:http (checked by the send hook) and the hyyve
+/// interfaces.
 fn link(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    // Replace wasi:filesystem/types with the quota-checking wrapper around the same
+    // implementation.
+    linker.allow_shadowing(true);
+    wasmtime_wasi::p2::bindings::filesystem::types::add_to_linker::<HostState, ScratchFsData>(
+        &mut linker,
+        scratch_fs,
+    )?;
+    linker.allow_shadowing(false);
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     type Own = HasSelf<HostState>;
     hyyve::types::add_to_linker::<_, Own>(&mut linker, |s| s)?;

@@ -57,6 +57,8 @@ pub enum LoadError {
     Describe(String),
 }
 
+use crate::denial::Denial;
+
 /// One invocation did not produce outputs. Each exceeded limit is its own kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvocationError {
@@ -117,6 +119,15 @@ pub enum InvocationError {
     /// The plugin reported a transient failure; the caller may retry.
     #[error("retryable failure: {0}")]
     Retryable(String),
+    /// The invocation failed after the host refused a capability or a quota ran out;
+    /// that refusal is the cause. Its kind names the capability or quota.
+    #[error("{denial}; the plugin then reported: {plugin_error}")]
+    Denied {
+        /// The first refusal of the invocation.
+        denial: Denial,
+        /// What the plugin made of it.
+        plugin_error: String,
+    },
 }
 
 impl InvocationError {
@@ -136,6 +147,7 @@ impl InvocationError {
             Self::InvalidInput(_) => "invalid_input",
             Self::Failed(_) => "failed",
             Self::Retryable(_) => "retryable",
+            Self::Denied { denial, .. } => denial.kind.as_str(),
         }
     }
 }

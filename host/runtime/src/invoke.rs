@@ -1,20 +1,27 @@
 //! One invocation: a fresh store and instance, limits applied, result classified,
 //! metering recorded. Nothing survives the call.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
+
+use hyyve_policy::Grant;
 
 use serde_json::Value;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::bindings::{NodePluginPre, node_export::PluginError, types as wit};
+use crate::denial::DenialLog;
 use crate::engine::Runtime;
 use crate::error::InvocationError;
-use crate::imports::http::HttpPolicy;
+use crate::imports::http::{HttpPolicy, HttpUsage};
 use crate::imports::kv::KvScope;
+use crate::imports::scratch::{SCRATCH_GUEST_PATH, ScratchQuota};
 use crate::limits::{Limits, MemoryLimiter};
 use crate::metering::MeteringRecord;
 use crate::plugin::NodePlugin;
@@ -41,9 +48,11 @@ pub struct InvocationRequest<'a> {
     pub inputs: &'a Value,
     /// Ids for logs and metering.
     pub ids: InvocationIds,
-    /// Whose KV namespace the plugin sees.
+    /// Whose KV namespace, secrets and scratch directory the plugin sees.
     pub scope: KvScope,
-    /// What the invocation may consume.
+    /// What the install may do (HTTP, KV, secrets, scratch); checked on every use.
+    pub grant: Arc<Grant>,
+    /// What the invocation may consume (usually [`Limits::granted`] of the grant).
     pub limits: Limits,
 }
 
@@ -96,7 +105,15 @@ impl Runtime {
         };
         let limits = req.limits;
         let started = Instant::now();
-        let mut store = self.new_store(&limits, req.ids, req.scope);
+        let mut store = match self.new_store(&limits, req.ids, req.scope, req.grant) {
+            Ok(store) => store,
+            Err(e) => {
+                return InvocationOutcome {
+                    result: Err(e),
+                    metering: MeteringRecord::default(),
+                };
+            }
+        };
         let call = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, async {
             let instance = plugin
                 .pre
@@ -117,6 +134,7 @@ impl Runtime {
             Ok(Ok(Err(plugin_error))) => Err(plugin_error.into()),
             Ok(Ok(Ok(json))) => parse_output(&json, &limits),
         };
+        let result = result.map_err(|e| blame_denial(e, &metering));
         InvocationOutcome { result, metering }
     }
 
@@ -126,7 +144,12 @@ impl Runtime {
         pre: &NodePluginPre<HostState>,
     ) -> Result<Vec<wit::NodeType>, InvocationError> {
         let limits = Limits::default();
-        let mut store = self.new_store(&limits, InvocationIds::default(), KvScope::default());
+        let mut store = self.new_store(
+            &limits,
+            InvocationIds::default(),
+            KvScope::default(),
+            self.no_grant.clone(),
+        )?;
         let call = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, async {
             let instance = pre
                 .instantiate_async(&mut store)
@@ -146,26 +169,55 @@ impl Runtime {
         }
     }
 
-    fn new_store(&self, limits: &Limits, ids: InvocationIds, scope: KvScope) -> Store<HostState> {
+    fn new_store(
+        &self,
+        limits: &Limits,
+        ids: InvocationIds,
+        scope: KvScope,
+        grant: Arc<Grant>,
+    ) -> Result<Store<HostState>, InvocationError> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
-        // No preopens, no environment, no arguments, no sockets, no name lookups.
-        let wasi = WasiCtxBuilder::new()
-            .stderr(stderr.clone())
+        let denials = DenialLog::default();
+        // No environment, no arguments, no sockets, no name lookups; at most one
+        // preopen: the install's scratch directory.
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+            .allow_ip_name_lookup(false);
+        let scratch = match (&self.scratch_root, grant.scratch_bytes) {
+            (Some(root), quota) if quota > 0 => {
+                let dir = scratch_dir(root, &scope)?;
+                wasi.preopened_dir(&dir, SCRATCH_GUEST_PATH, FsPerms::ReadWrite)
+                    .map_err(|e| InvocationError::Instantiate(format!("scratch directory: {e}")))?;
+                Some(Arc::new(ScratchQuota::measure(
+                    &dir,
+                    quota,
+                    denials.clone(),
+                )))
+            }
+            _ => None,
+        };
         let memory_cap = limits.memory_bytes.min(self.max_memory_bytes);
         let state = HostState {
-            wasi,
+            wasi: wasi.build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            http_policy: HttpPolicy::default(),
+            http_policy: HttpPolicy {
+                grant: grant.clone(),
+                resolver: self.resolver.clone(),
+                denials: denials.clone(),
+                usage: Arc::new(HttpUsage::default()),
+            },
             limiter: MemoryLimiter::new(memory_cap),
             meter: MeteringRecord::default(),
             ids,
+            grant,
+            denials,
             kv: self.kv.clone(),
             kv_scope: scope,
+            secrets: self.secrets.clone(),
+            scratch,
             stderr,
         };
         let mut store = Store::new(&self.engine, state);
@@ -192,7 +244,42 @@ impl Runtime {
                 })
             });
         }
-        store
+        Ok(store)
+    }
+}
+
+/// `<root>/<workspace>/<install>`, created if missing. Both names come from the host,
+/// but are checked anyway: a separator or `..` would point at another install's files.
+fn scratch_dir(root: &std::path::Path, scope: &KvScope) -> Result<PathBuf, InvocationError> {
+    let safe = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\', '\0']);
+    if !safe(&scope.workspace) || !safe(&scope.install) {
+        return Err(InvocationError::Instantiate(format!(
+            "workspace `{}` / install `{}` cannot name a scratch directory",
+            scope.workspace, scope.install
+        )));
+    }
+    let dir = root.join(&scope.workspace).join(&scope.install);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| InvocationError::Instantiate(format!("scratch directory: {e}")))?;
+    Ok(dir)
+}
+
+/// A plugin that fails after a refusal failed because of it: report the refusal.
+fn blame_denial(error: InvocationError, metering: &MeteringRecord) -> InvocationError {
+    let guest_reported = matches!(
+        error,
+        InvocationError::InvalidInput(_)
+            | InvocationError::Failed(_)
+            | InvocationError::Retryable(_)
+            | InvocationError::Trap(_)
+            | InvocationError::MalformedOutput(_)
+    );
+    match metering.denials.first() {
+        Some(denial) if guest_reported => InvocationError::Denied {
+            denial: denial.clone(),
+            plugin_error: error.to_string(),
+        },
+        _ => error,
     }
 }
 
@@ -204,7 +291,13 @@ fn finish(store: &mut Store<HostState>, started: Instant, limits: &Limits) -> Me
     };
     let state = store.data_mut();
     let mut record = std::mem::take(&mut state.meter);
-    record.host_calls += state.http_policy.attempts;
+    let http = &state.http_policy.usage;
+    record.http_requests = http.requests.load(Ordering::Relaxed);
+    record.http_bytes_sent = http.bytes_sent.load(Ordering::Relaxed);
+    record.http_bytes_received = http.bytes_received.load(Ordering::Relaxed);
+    record.host_calls += http.attempts.load(Ordering::Relaxed);
+    record.scratch_bytes = state.scratch.as_ref().map_or(0, |q| q.used());
+    record.denials = state.denials.take();
     record.fuel = fuel;
     record.peak_memory_bytes = state.limiter.peak_bytes as u64;
     record.wall_time_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);

@@ -4,10 +4,12 @@
 //! ticker) and the on-disk cache of precompiled components. [`Runtime::load_node_plugin`]
 //! validates and links a component once; [`Runtime::invoke`] runs one node in a fresh
 //! store and instance, under the invocation's [`Limits`], and always returns a
-//! [`MeteringRecord`] beside the result.
+//! [`MeteringRecord`] beside the result. Every capability is checked against the
+//! install's [`hyyve_policy::Grant`] when used; refusals are [`Denial`]s on that record.
 
 mod bindings;
 mod cache;
+mod denial;
 mod engine;
 mod error;
 mod imports;
@@ -19,9 +21,12 @@ mod plugin;
 mod schema;
 mod state;
 
+pub use denial::{Denial, DenialKind};
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{InvocationError, LoadError, RuntimeError};
+pub use imports::http::{ResolveFuture, Resolver, StaticResolver, SystemResolver};
 pub use imports::kv::{InMemoryKv, KvError, KvScope, KvStore};
+pub use imports::scratch::SCRATCH_GUEST_PATH;
 pub use inspect::{ComponentInfo, PluginWorld};
 pub use invoke::{InvocationIds, InvocationOutcome, InvocationRequest};
 pub use limits::Limits;

@@ -30,6 +30,19 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The default caps on output and host-call payloads with a grant's fuel, memory and
+    /// deadline.
+    pub fn granted(granted: &hyyve_policy::GrantedLimits) -> Self {
+        Self {
+            fuel: granted.fuel,
+            timeout: Duration::from_millis(granted.timeout_ms),
+            memory_bytes: granted.memory_bytes,
+            ..Self::default()
+        }
+    }
+}
+
 /// Caps linear memory and table growth and remembers the peak, for the metering record.
 pub(crate) struct MemoryLimiter {
     cap_bytes: usize,

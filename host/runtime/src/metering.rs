@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::denial::Denial;
+
 /// What one invocation consumed. Produced for failed invocations too: a plugin that runs
 /// out of fuel has still spent it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,4 +20,14 @@ pub struct MeteringRecord {
     pub host_calls: u64,
     /// Custom billable units reported by the plugin through `usage`.
     pub usage: BTreeMap<String, u64>,
+    /// Outgoing HTTP requests admitted by the policy.
+    pub http_requests: u64,
+    /// Request body bytes sent.
+    pub http_bytes_sent: u64,
+    /// Response body bytes received.
+    pub http_bytes_received: u64,
+    /// Bytes in the install's scratch directory at the end (as counted by the quota).
+    pub scratch_bytes: u64,
+    /// Capabilities refused and quotas hit during the invocation, in order.
+    pub denials: Vec<Denial>,
 }

@@ -3,12 +3,16 @@
 
 use std::sync::Arc;
 
+use hyyve_policy::Grant;
+use hyyve_secrets::SecretStore;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::denial::DenialLog;
 use crate::imports::http::HttpPolicy;
 use crate::imports::kv::{KvScope, KvStore};
+use crate::imports::scratch::ScratchQuota;
 use crate::invoke::InvocationIds;
 use crate::limits::MemoryLimiter;
 use crate::metering::MeteringRecord;
@@ -22,8 +26,15 @@ pub(crate) struct HostState {
     pub(crate) limiter: MemoryLimiter,
     pub(crate) meter: MeteringRecord,
     pub(crate) ids: InvocationIds,
+    /// What this install may do.
+    pub(crate) grant: Arc<Grant>,
+    /// Refusals so far, shared with HTTP futures and file streams.
+    pub(crate) denials: DenialLog,
     pub(crate) kv: Arc<dyn KvStore>,
     pub(crate) kv_scope: KvScope,
+    pub(crate) secrets: Arc<dyn SecretStore>,
+    /// The scratch directory's quota, when one is granted.
+    pub(crate) scratch: Option<Arc<ScratchQuota>>,
     /// The guest's stderr (panic messages land here), capped, for trap reports.
     pub(crate) stderr: wasmtime_wasi::p2::pipe::MemoryOutputPipe,
 }

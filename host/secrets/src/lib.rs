@@ -220,6 +220,52 @@ impl SecretStore for FileSecretStore {
     }
 }
 
+/// Secrets held in process memory only: for tests and runs that must leave nothing on
+/// disk. Nothing is persisted, so nothing is at rest to encrypt.
+#[derive(Default)]
+pub struct MemorySecretStore {
+    values: Mutex<BTreeMap<(String, String), SecretValue>>,
+}
+
+impl MemorySecretStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), SecretValue>> {
+        self.values.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl SecretStore for MemorySecretStore {
+    fn get(&self, workspace: &str, name: &str) -> Result<Option<SecretValue>, SecretError> {
+        Ok(self.lock().get(&(workspace.into(), name.into())).cloned())
+    }
+
+    fn put(&self, workspace: &str, name: &str, value: &SecretValue) -> Result<(), SecretError> {
+        self.lock()
+            .insert((workspace.into(), name.into()), value.clone());
+        Ok(())
+    }
+
+    fn delete(&self, workspace: &str, name: &str) -> Result<bool, SecretError> {
+        Ok(self
+            .lock()
+            .remove(&(workspace.into(), name.into()))
+            .is_some())
+    }
+
+    fn names(&self, workspace: &str) -> Result<Vec<String>, SecretError> {
+        Ok(self
+            .lock()
+            .keys()
+            .filter(|(w, _)| w == workspace)
+            .map(|(_, n)| n.clone())
+            .collect())
+    }
+}
+
 /// Binds a ciphertext to its place: moved elsewhere, it fails authentication.
 fn associated_data(workspace: &str, name: &str) -> Vec<u8> {
     format!("hyyve-secret:v1:{}:{workspace}:{name}", workspace.len()).into_bytes()
@@ -248,7 +294,12 @@ fn seal(
     Ok(BASE64.encode(out))
 }
 
-fn open(key: &SecretKey, workspace: &str, name: &str, text: &str) -> Result<SecretValue, SecretError> {
+fn open(
+    key: &SecretKey,
+    workspace: &str,
+    name: &str,
+    text: &str,
+) -> Result<SecretValue, SecretError> {
     let undecryptable = || SecretError::Undecryptable {
         workspace: workspace.to_owned(),
         name: name.to_owned(),
@@ -308,8 +359,12 @@ mod tests {
     fn values_round_trip_and_are_not_stored_in_clear() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
-        s.put("ws1", "TOKEN", &SecretValue::new("hunter2-very-secret".into()))
-            .unwrap();
+        s.put(
+            "ws1",
+            "TOKEN",
+            &SecretValue::new("hunter2-very-secret".into()),
+        )
+        .unwrap();
         assert_eq!(
             s.get("ws1", "TOKEN").unwrap().unwrap().expose(),
             "hunter2-very-secret"
@@ -349,13 +404,18 @@ mod tests {
         ));
         // Copy ws1's ciphertext under ws2: authentication fails.
         let path = dir.path().join("secrets.json");
-        let mut sealed: Sealed =
-            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let mut sealed: Sealed = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         let text = sealed["ws1"]["A"].clone();
-        sealed.entry("ws2".into()).or_default().insert("A".into(), text);
+        sealed
+            .entry("ws2".into())
+            .or_default()
+            .insert("A".into(), text);
         std::fs::write(&path, serde_json::to_vec(&sealed).unwrap()).unwrap();
         let s = store(dir.path());
-        assert!(matches!(s.get("ws2", "A"), Err(SecretError::Undecryptable { .. })));
+        assert!(matches!(
+            s.get("ws2", "A"),
+            Err(SecretError::Undecryptable { .. })
+        ));
         assert!(s.delete("ws1", "A").unwrap());
         assert!(!s.delete("ws1", "A").unwrap());
     }
@@ -364,7 +424,10 @@ mod tests {
     fn keys_are_64_hex_characters() {
         assert!(SecretKey::from_hex("abcd").is_err());
         let k = SecretKey::generate();
-        assert_eq!(SecretKey::from_hex(&k.to_hex()).unwrap().to_hex(), k.to_hex());
+        assert_eq!(
+            SecretKey::from_hex(&k.to_hex()).unwrap().to_hex(),
+            k.to_hex()
+        );
         assert!(!format!("{k:?}").contains(&k.to_hex()[..8]));
     }
 }

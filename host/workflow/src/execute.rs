@@ -21,8 +21,6 @@ use crate::plan::{Plan, PlannedNode, Source};
 pub struct ExecutorConfig {
     /// Nodes running at once within one run.
     pub concurrency: usize,
-    /// Limits applied to every invocation.
-    pub limits: Limits,
     /// Workspace the runs belong to (scopes KV).
     pub workspace: String,
 }
@@ -31,7 +29,6 @@ impl Default for ExecutorConfig {
     fn default() -> Self {
         Self {
             concurrency: 4,
-            limits: Limits::default(),
             workspace: "default".into(),
         }
     }
@@ -189,9 +186,8 @@ impl Executor {
                                 },
                                 scope: KvScope {
                                     workspace: self.config.workspace.clone(),
-                                    install: node.plugin.digest().hex(),
+                                    install: node.install.id.clone(),
                                 },
-                                limits: self.config.limits,
                                 cache: self.cache.clone(),
                             };
                             let permit = semaphore.clone();
@@ -342,7 +338,6 @@ struct NodeJob {
     inputs: Value,
     ids: InvocationIds,
     scope: KvScope,
-    limits: Limits,
     cache: Option<Arc<ResultCache>>,
 }
 
@@ -353,7 +348,7 @@ impl NodeJob {
             return NodeReport::failure(&node.id, "input_schema", message);
         }
         let key = CacheKey::new(
-            node.plugin.digest(),
+            node.install.plugin.digest(),
             &node.node_type.name,
             &node.config,
             &self.inputs,
@@ -370,14 +365,15 @@ impl NodeJob {
         let outcome = self
             .runtime
             .invoke(
-                &node.plugin,
+                &node.install.plugin,
                 InvocationRequest {
                     node_type: &node.node_type.name,
                     config: &node.config,
                     inputs: &self.inputs,
                     ids: self.ids,
                     scope: self.scope,
-                    limits: self.limits,
+                    grant: node.install.grant.clone(),
+                    limits: Limits::granted(&node.install.grant.limits),
                 },
             )
             .await;

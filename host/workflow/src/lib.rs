@@ -16,5 +16,5 @@ pub use execute::{
     RunStatus,
 };
 pub use format::{Edge, Endpoint, NodeSpec, Workflow};
-pub use plan::{Plan, PluginSet, validate};
+pub use plan::{Installed, Plan, PluginSet, validate};
 pub use schema::workflow_json_schema;

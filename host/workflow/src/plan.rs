@@ -5,14 +5,38 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use hyyve_policy::Grant;
 use hyyve_runtime::{NodePlugin, NodeType, Schema};
 use serde_json::Value;
 
 use crate::error::ValidationError;
 use crate::format::{Endpoint, Workflow};
 
-/// Loaded plugins by the reference workflows use for them.
-pub type PluginSet = HashMap<String, Arc<NodePlugin>>;
+/// A plugin as installed in the workspace that runs the workflow: its loaded component
+/// and the effective grant computed at install.
+#[derive(Clone)]
+pub struct Installed {
+    /// The install's id in its workspace (scopes KV, secrets and scratch files).
+    pub id: String,
+    /// The loaded component.
+    pub plugin: Arc<NodePlugin>,
+    /// What it may do.
+    pub grant: Arc<Grant>,
+}
+
+impl Installed {
+    /// An install granted nothing beyond the platform's default limits.
+    pub fn ungranted(id: impl Into<String>, plugin: Arc<NodePlugin>) -> Self {
+        Self {
+            id: id.into(),
+            plugin,
+            grant: Arc::new(Grant::default()),
+        }
+    }
+}
+
+/// Installed plugins by the reference workflows use for them.
+pub type PluginSet = HashMap<String, Installed>;
 
 /// Where an input port's value comes from.
 #[derive(Debug, Clone)]
@@ -28,7 +52,7 @@ pub(crate) enum Source {
 /// A node ready to execute.
 pub(crate) struct PlannedNode {
     pub(crate) id: String,
-    pub(crate) plugin: Arc<NodePlugin>,
+    pub(crate) install: Installed,
     pub(crate) node_type: NodeType,
     pub(crate) config: Value,
     pub(crate) sources: BTreeMap<String, Source>,
@@ -76,7 +100,7 @@ pub fn validate(workflow: &Workflow, plugins: &PluginSet) -> Result<Plan, Vec<Va
 
     // Nodes whose plugin and type resolve; index = position in `workflow.nodes`.
     let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut resolved: Vec<Option<(Arc<NodePlugin>, NodeType)>> = Vec::new();
+    let mut resolved: Vec<Option<(Installed, NodeType)>> = Vec::new();
     for (i, node) in workflow.nodes.iter().enumerate() {
         if !valid_id(&node.id) || index.insert(&node.id, i).is_some() {
             errors.push(ValidationError::InvalidNodeId {
@@ -242,15 +266,15 @@ fn resolve_node(
     node: &crate::NodeSpec,
     plugins: &PluginSet,
     errors: &mut Vec<ValidationError>,
-) -> Option<(Arc<NodePlugin>, NodeType)> {
-    let Some(plugin) = plugins.get(&node.plugin) else {
+) -> Option<(Installed, NodeType)> {
+    let Some(install) = plugins.get(&node.plugin) else {
         errors.push(ValidationError::UnknownPlugin {
             node: node.id.clone(),
             plugin: node.plugin.clone(),
         });
         return None;
     };
-    let Some(ty) = plugin.node_type(&node.node_type) else {
+    let Some(ty) = install.plugin.node_type(&node.node_type) else {
         errors.push(ValidationError::UnknownNodeType {
             node: node.id.clone(),
             plugin: node.plugin.clone(),
@@ -265,7 +289,7 @@ fn resolve_node(
             message: v.message,
         });
     }
-    Some((plugin.clone(), ty.clone()))
+    Some((install.clone(), ty.clone()))
 }
 
 /// The JSON types a schema allows, when it says so with `type`.
@@ -347,7 +371,7 @@ fn upstream_of(sources: &BTreeMap<String, Source>) -> BTreeSet<usize> {
 
 fn build_plan(
     workflow: &Workflow,
-    resolved: Vec<Option<(Arc<NodePlugin>, NodeType)>>,
+    resolved: Vec<Option<(Installed, NodeType)>>,
     sources: Vec<BTreeMap<String, Source>>,
     order: Vec<usize>,
     run_inputs: BTreeMap<String, Schema>,
@@ -362,7 +386,7 @@ fn build_plan(
         .iter()
         .map(|&i| {
             let spec = &workflow.nodes[i];
-            let (plugin, node_type) = resolved[i].take().expect("validated: every node resolved");
+            let (install, node_type) = resolved[i].take().expect("validated: every node resolved");
             let sources: BTreeMap<String, Source> = sources[i]
                 .iter()
                 .map(|(port, s)| {
@@ -379,7 +403,7 @@ fn build_plan(
             PlannedNode {
                 id: spec.id.clone(),
                 upstream: upstream_of(&sources),
-                plugin,
+                install,
                 node_type,
                 config: spec.config.clone(),
                 sources,

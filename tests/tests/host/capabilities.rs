@@ -46,7 +46,7 @@ async fn outgoing_http_is_denied_without_a_grant() {
     let hostile = plugin("guest-hostile").await;
     let out = invoke(&hostile, "http-out", json!({}), json!({})).await;
     let err = out.result.unwrap_err();
-    assert_eq!(err.kind(), "failed");
+    assert_eq!(err.kind(), "http_destination_denied");
     assert!(
         err.to_string()
             .contains("denied by the host's capability policy"),
@@ -56,12 +56,13 @@ async fn outgoing_http_is_denied_without_a_grant() {
 }
 
 #[tokio::test]
-async fn secrets_are_not_granted_yet() {
+async fn secrets_are_denied_without_a_grant() {
     let hostile = plugin("guest-hostile").await;
     let err = invoke(&hostile, "read-secret", json!({}), json!({}))
         .await
         .result
         .unwrap_err();
+    assert_eq!(err.kind(), "secret_denied");
     assert!(err.to_string().contains("NotGranted"), "{err}");
 }
 
@@ -107,7 +108,8 @@ async fn kv_quota_is_enforced() {
     .await
     .result
     .unwrap_err();
-    // 16 MiB default quota / 512 KiB values: the 32nd write fails.
+    // 16 MiB granted / 512 KiB values: the 32nd write fails.
+    assert_eq!(err.kind(), "kv_quota_exceeded");
     assert!(
         err.to_string()
             .contains("after 31 writes: KvError::QuotaExceeded"),

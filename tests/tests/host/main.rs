@@ -2,14 +2,53 @@
 
 mod bad_input;
 mod capabilities;
+mod contained;
 mod hostile;
+mod policy;
 mod runtime;
 mod workflow;
 
+use std::sync::Arc;
+
+use hyyve_policy::{Grant, HttpRule};
 use hyyve_runtime::{
     InvocationIds, InvocationOutcome, InvocationRequest, KvScope, Limits, NodePlugin,
 };
 use serde_json::Value;
+
+/// The grant of the tests that are not about grants: nothing but 16 MiB of KV.
+pub fn kv_grant() -> Grant {
+    Grant {
+        kv_bytes: 16 << 20,
+        ..Grant::default()
+    }
+}
+
+/// A grant of `methods` on the loopback test server under the name `host`, with
+/// `requests` per invocation and `bytes` each way; `loopback` grants 127.0.0.0/8.
+pub fn test_server_grant(
+    host: &str,
+    methods: &[&str],
+    loopback: bool,
+    requests: u64,
+    bytes: u64,
+) -> Grant {
+    let mut grant = Grant::default();
+    let url = format!("http://{host}:{}", hyyve_tests::http_server::server().port);
+    let methods: Vec<String> = methods.iter().map(|m| m.to_string()).collect();
+    let rule = HttpRule::parse(&url, &methods).expect("test rule is valid");
+    grant.http.rules.push(rule);
+    if loopback {
+        grant
+            .http
+            .private_networks
+            .push("127.0.0.0/8".parse().unwrap());
+    }
+    grant.http.max_requests = requests;
+    grant.http.max_request_bytes = bytes;
+    grant.http.max_response_bytes = bytes;
+    grant
+}
 
 /// Invokes `node_type` of `plugin` with default ids in workspace `ws`.
 pub async fn invoke_in(
@@ -19,6 +58,19 @@ pub async fn invoke_in(
     inputs: Value,
     limits: Limits,
     ws: &str,
+) -> InvocationOutcome {
+    invoke_granted(plugin, node_type, config, inputs, limits, ws, kv_grant()).await
+}
+
+/// Invokes under `grant`, as install `test-install` of workspace `ws`.
+pub async fn invoke_granted(
+    plugin: &NodePlugin,
+    node_type: &str,
+    config: Value,
+    inputs: Value,
+    limits: Limits,
+    ws: &str,
+    grant: Grant,
 ) -> InvocationOutcome {
     hyyve_tests::runtime()
         .invoke(
@@ -36,6 +88,7 @@ pub async fn invoke_in(
                     workspace: ws.into(),
                     install: "test-install".into(),
                 },
+                grant: Arc::new(grant),
                 limits,
             },
         )

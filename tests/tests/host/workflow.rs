@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use hyyve_tests::{plugin, runtime};
 use hyyve_workflow::{
-    Executor, ExecutorConfig, NodeStatus, PluginSet, ResultCache, RunStatus, ValidationError,
-    Workflow,
+    Executor, ExecutorConfig, Installed, NodeStatus, PluginSet, ResultCache, RunStatus,
+    ValidationError, Workflow,
 };
 use serde_json::{Value, json};
 
@@ -19,7 +19,10 @@ async fn plugins() -> PluginSet {
         ("hyyve:fibo", "hyyve-plugin-fibo"),
         ("test:hostile", "guest-hostile"),
     ] {
-        set.insert(reference.into(), plugin(package).await);
+        set.insert(
+            reference.into(),
+            Installed::ungranted(package, plugin(package).await),
+        );
     }
     set
 }

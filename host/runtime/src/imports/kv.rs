@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::bindings::kv::{Host, KvError as WitKvError};
+use crate::denial::DenialKind;
 use crate::state::HostState;
 
 /// Whose keys these are. Two scopes never see each other's keys.
@@ -36,8 +37,15 @@ pub enum KvError {
 pub trait KvStore: Send + Sync {
     /// The value under `key` in `scope`.
     fn get(&self, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>, KvError>;
-    /// Store `value` under `key` in `scope`.
-    fn set(&self, scope: &KvScope, key: &str, value: Vec<u8>) -> Result<(), KvError>;
+    /// Store `value` under `key` in `scope`, keeping the scope within `quota_bytes`
+    /// (keys + values; the install's grant).
+    fn set(
+        &self,
+        scope: &KvScope,
+        key: &str,
+        value: Vec<u8>,
+        quota_bytes: u64,
+    ) -> Result<(), KvError>;
     /// Remove `key` from `scope`.
     fn delete(&self, scope: &KvScope, key: &str) -> Result<(), KvError>;
 }
@@ -47,9 +55,9 @@ pub const MAX_KEY_BYTES: usize = 512;
 /// Largest value accepted, in bytes.
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
 
-/// Process-local KV with a per-scope byte quota (keys + values).
+/// Process-local KV; each write is checked against the caller's quota for the scope.
+#[derive(Default)]
 pub struct InMemoryKv {
-    quota_bytes: u64,
     scopes: Mutex<HashMap<KvScope, Scope>>,
 }
 
@@ -60,12 +68,9 @@ struct Scope {
 }
 
 impl InMemoryKv {
-    /// An empty store giving each scope `quota_bytes`.
-    pub fn new(quota_bytes: u64) -> Self {
-        Self {
-            quota_bytes,
-            scopes: Mutex::new(HashMap::new()),
-        }
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     fn scopes(&self) -> std::sync::MutexGuard<'_, HashMap<KvScope, Scope>> {
@@ -87,7 +92,13 @@ impl KvStore for InMemoryKv {
             .and_then(|s| s.entries.get(key).cloned()))
     }
 
-    fn set(&self, scope: &KvScope, key: &str, value: Vec<u8>) -> Result<(), KvError> {
+    fn set(
+        &self,
+        scope: &KvScope,
+        key: &str,
+        value: Vec<u8>,
+        quota_bytes: u64,
+    ) -> Result<(), KvError> {
         if key.len() > MAX_KEY_BYTES {
             return Err(KvError::TooLarge(format!(
                 "key exceeds {MAX_KEY_BYTES} bytes"
@@ -102,10 +113,8 @@ impl KvStore for InMemoryKv {
         let s = scopes.entry(scope.clone()).or_default();
         let old = s.entries.get(key).map_or(0, |v| entry_bytes(key, v));
         let used = s.used_bytes - old + entry_bytes(key, &value);
-        if used > self.quota_bytes {
-            return Err(KvError::QuotaExceeded {
-                quota_bytes: self.quota_bytes,
-            });
+        if used > quota_bytes {
+            return Err(KvError::QuotaExceeded { quota_bytes });
         }
         s.used_bytes = used;
         s.entries.insert(key.to_owned(), value);
@@ -132,9 +141,28 @@ impl From<KvError> for WitKvError {
     }
 }
 
+impl HostState {
+    /// KV needs a grant; without one every operation is refused (and recorded).
+    fn kv_granted(&mut self) -> Result<(), WitKvError> {
+        if self.grant.kv_bytes > 0 {
+            return Ok(());
+        }
+        self.denials.record(
+            DenialKind::KvDenied,
+            "KV storage is not granted to this plugin".into(),
+        );
+        Err(WitKvError::Denied(
+            "KV storage is not granted to this plugin".into(),
+        ))
+    }
+}
+
 impl Host for HostState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, WitKvError>> {
         self.meter.host_calls += 1;
+        if let Err(e) = self.kv_granted() {
+            return Ok(Err(e));
+        }
         Ok(self.kv.get(&self.kv_scope, &key).map_err(Into::into))
     }
 
@@ -144,11 +172,26 @@ impl Host for HostState {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), WitKvError>> {
         self.meter.host_calls += 1;
-        Ok(self.kv.set(&self.kv_scope, &key, value).map_err(Into::into))
+        if let Err(e) = self.kv_granted() {
+            return Ok(Err(e));
+        }
+        let result = self
+            .kv
+            .set(&self.kv_scope, &key, value, self.grant.kv_bytes);
+        if let Err(KvError::QuotaExceeded { quota_bytes }) = &result {
+            self.denials.record(
+                DenialKind::KvQuota,
+                format!("write of `{key}` would pass the KV quota of {quota_bytes} bytes"),
+            );
+        }
+        Ok(result.map_err(Into::into))
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), WitKvError>> {
         self.meter.host_calls += 1;
+        if let Err(e) = self.kv_granted() {
+            return Ok(Err(e));
+        }
         Ok(self.kv.delete(&self.kv_scope, &key).map_err(Into::into))
     }
 }

@@ -1,8 +1,10 @@
-//! Implementations of the hyyve host interfaces a plugin may import.
+//! Implementations of the host interfaces a plugin may import, each checked against the
+//! install's grant.
 
 pub(crate) mod http;
 pub mod kv;
 mod log;
+pub(crate) mod scratch;
 mod secrets;
 mod usage;
 

@@ -205,7 +205,106 @@ impl Node for Echo {
     }
 }
 
+/// Configuration of the capability probes below: what to reach and how much.
+#[derive(Deserialize, JsonSchema)]
+pub struct Target {
+    /// URL (http-fetch), secret name (secret), or path (scratch-write).
+    pub target: String,
+    /// HTTP method (http-fetch), default GET.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Bytes to send (http-fetch) or write (scratch-write).
+    #[serde(default)]
+    pub bytes: u64,
+    /// Requests to send one after the other (http-fetch), default 1.
+    #[serde(default)]
+    pub times: Option<u32>,
+}
+
+macro_rules! targeted {
+    ($ty:ident, $name:literal, |$t:ident| $body:block) => {
+        /// A capability probe aimed by its configuration.
+        pub struct $ty;
+        impl Node for $ty {
+            const NAME: &'static str = $name;
+            const TITLE: &'static str = $name;
+            const DESCRIPTION: &'static str = "test guest";
+            type Config = Target;
+            type Inputs = NoInputs;
+            type Outputs = Observed;
+            fn run($t: Target, _: NoInputs, _: &Context) -> Result<Observed, Error> {
+                $body
+            }
+        }
+    };
+}
+
+targeted!(HttpFetch, "http-fetch", |t| {
+    let method = t.method.as_deref().unwrap_or("GET");
+    let body = vec![b'b'; t.bytes as usize];
+    let mut last = String::new();
+    for i in 0..t.times.unwrap_or(1) {
+        match hyyve_sdk::http::request(method, &t.target, &[("x-probe", b"1")], &body) {
+            Ok(r) => last = format!("status={} body={}", r.status, r.body.len()),
+            Err(e) => return Err(Error::failed(format!("request {}: {e}", i + 1))),
+        }
+    }
+    observed(last)
+});
+
+targeted!(Secret, "secret", |t| {
+    match hyyve_sdk::secrets::get(&t.target) {
+        Ok(value) => observed(format!("value={value}")),
+        Err(e) => Err(Error::failed(format!("{e:?}"))),
+    }
+});
+
+targeted!(ScratchWrite, "scratch-write", |t| {
+    let data = vec![b's'; t.bytes as usize];
+    std::fs::write(&t.target, &data)
+        .map_err(|e| Error::failed(format!("write {}: {e}", t.target)))?;
+    let back =
+        std::fs::read(&t.target).map_err(|e| Error::failed(format!("read {}: {e}", t.target)))?;
+    observed(format!("wrote={} read={}", data.len(), back.len()))
+});
+
+probe!(ScratchEscape, "scratch-escape", {
+    let dotdot = std::fs::read_to_string("/scratch/../etc/passwd").map_err(|e| e.kind());
+    let relative = std::fs::read_to_string("/scratch/../../../../etc/passwd").map_err(|e| e.kind());
+    // A symlink the guest plants itself, absolute and relative.
+    let scratch = wasip2::filesystem::preopens::get_directories()
+        .into_iter()
+        .find(|(_, path)| path == "/scratch")
+        .map(|(dir, _)| dir)
+        .ok_or_else(|| Error::failed("no /scratch preopen"))?;
+    let absolute_link = scratch
+        .symlink_at("/etc", "abs-link")
+        .map_err(|e| format!("{e:?}"));
+    let relative_link = scratch
+        .symlink_at("../../../../../../etc", "rel-link")
+        .map_err(|e| format!("{e:?}"));
+    let via_abs = std::fs::read_to_string("/scratch/abs-link/passwd").map_err(|e| e.kind());
+    let via_rel = std::fs::read_to_string("/scratch/rel-link/passwd").map_err(|e| e.kind());
+    // A symlink planted on the host side by the test.
+    let via_planted = std::fs::read_to_string("/scratch/planted/passwd").map_err(|e| e.kind());
+    let leaked = [&dotdot, &relative, &via_abs, &via_rel, &via_planted]
+        .iter()
+        .any(|r| r.as_ref().is_ok_and(|text| text.contains("root:")));
+    observed(format!(
+        "leaked={leaked} dotdot={:?} relative={:?} abs_link={absolute_link:?} rel_link={relative_link:?} via_abs={:?} via_rel={:?} via_planted={:?}",
+        dotdot.map(|_| "read"),
+        relative.map(|_| "read"),
+        via_abs.map(|_| "read"),
+        via_rel.map(|_| "read"),
+        via_planted.map(|_| "read"),
+    ))
+});
+
 hyyve_sdk::export_nodes!(
+    HttpFetch,
+    Secret,
+    ScratchWrite,
+    ScratchEscape,
     InfiniteLoop,
     MemoryBomb,
     DeepRecursion,

@@ -1,0 +1,238 @@
+//! The audit log: every install, grant, policy change and denial, append-only, with who,
+//! what and when. Each entry carries the SHA-256 of the previous one, so an edited,
+//! removed or reordered entry breaks the chain and [`AuditLog::verify`] says where.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Who acted: a user, an API key, `system`, or `plugin:<id>` for denials.
+    pub actor: String,
+    /// Dotted verb, e.g. `plugin.install`, `policy.change`, `capability.denied`.
+    pub action: String,
+    /// What it was done to, e.g. `workspace/local/hyyve:text`.
+    pub subject: String,
+    /// Action-specific details (never secret values).
+    pub detail: serde_json::Value,
+}
+
+/// One stored entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// 1-based position in the log.
+    pub seq: u64,
+    /// When, RFC 3339 UTC.
+    pub at: String,
+    /// The event.
+    #[serde(flatten)]
+    pub event: AuditEvent,
+    /// Hash of the previous entry (64 zeros for the first).
+    pub prev: String,
+    /// SHA-256 over this entry without `hash`.
+    pub hash: String,
+}
+
+/// Why the audit log could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// Reading or appending failed.
+    #[error("audit log {path}: {message}")]
+    Io {
+        /// The log file.
+        path: String,
+        /// The OS error.
+        message: String,
+    },
+    /// An entry does not parse or does not chain: the log was altered.
+    #[error("audit log {path}: entry {line} is altered or out of order: {message}")]
+    Broken {
+        /// The log file.
+        path: String,
+        /// 1-based line.
+        line: u64,
+        /// What does not match.
+        message: String,
+    },
+}
+
+/// An append-only JSON-lines audit log.
+pub struct AuditLog {
+    path: PathBuf,
+    /// Sequence and hash of the last entry; the lock also serializes appends.
+    tail: Mutex<(u64, String)>,
+}
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+impl AuditLog {
+    /// Opens the log at `path` (created on first append), checking its chain.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, AuditError> {
+        let path = path.into();
+        let entries = read_entries(&path)?;
+        let tail = entries
+            .last()
+            .map_or((0, GENESIS.to_owned()), |e| (e.seq, e.hash.clone()));
+        Ok(Self {
+            path,
+            tail: Mutex::new(tail),
+        })
+    }
+
+    /// Appends one event and flushes it to disk.
+    pub fn append(&self, event: AuditEvent) -> Result<AuditEntry, AuditError> {
+        let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entry = AuditEntry {
+            seq: tail.0 + 1,
+            at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            event,
+            prev: tail.1.clone(),
+            hash: String::new(),
+        };
+        entry.hash = entry_hash(&entry);
+        let mut line = serde_json::to_vec(&entry).map_err(|e| self.io(e))?;
+        line.push(b'\n');
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| self.io(e))?;
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| self.io(e))?;
+        file.write_all(&line)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| self.io(e))?;
+        *tail = (entry.seq, entry.hash.clone());
+        Ok(entry)
+    }
+
+    /// Every entry, oldest first, after checking the whole chain.
+    pub fn entries(&self) -> Result<Vec<AuditEntry>, AuditError> {
+        read_entries(&self.path)
+    }
+
+    /// Checks the chain; `Ok(n)` is the number of entries.
+    pub fn verify(&self) -> Result<u64, AuditError> {
+        Ok(read_entries(&self.path)?.len() as u64)
+    }
+
+    fn io(&self, e: impl std::fmt::Display) -> AuditError {
+        AuditError::Io {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn entry_hash(entry: &AuditEntry) -> String {
+    let mut unhashed = entry.clone();
+    unhashed.hash = String::new();
+    let bytes = serde_json::to_vec(&unhashed).unwrap_or_default();
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn read_entries(path: &Path) -> Result<Vec<AuditEntry>, AuditError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(AuditError::Io {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            });
+        }
+    };
+    let broken = |line: u64, message: String| AuditError::Broken {
+        path: path.display().to_string(),
+        line,
+        message,
+    };
+    let mut entries: Vec<AuditEntry> = Vec::new();
+    let mut prev = GENESIS.to_owned();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let n = i as u64 + 1;
+        let line = line.map_err(|e| broken(n, e.to_string()))?;
+        let entry: AuditEntry =
+            serde_json::from_str(&line).map_err(|e| broken(n, e.to_string()))?;
+        if entry.seq != n {
+            return Err(broken(
+                n,
+                format!("sequence {} where {n} was expected", entry.seq),
+            ));
+        }
+        if entry.prev != prev {
+            return Err(broken(n, "does not follow the previous entry".into()));
+        }
+        if entry_hash(&entry) != entry.hash {
+            return Err(broken(n, "content does not match its hash".into()));
+        }
+        prev = entry.hash.clone();
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(action: &str) -> AuditEvent {
+        AuditEvent {
+            actor: "alice".into(),
+            action: action.into(),
+            subject: "workspace/w1/acme:x".into(),
+            detail: serde_json::json!({"n": 1}),
+        }
+    }
+
+    #[test]
+    fn entries_chain_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).unwrap();
+        log.append(event("plugin.install")).unwrap();
+        log.append(event("capability.denied")).unwrap();
+        let log = AuditLog::open(&path).unwrap();
+        let third = log.append(event("policy.change")).unwrap();
+        assert_eq!(third.seq, 3);
+        let all = log.entries().unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[1].event.action, "capability.denied");
+        assert_eq!(all[2].prev, all[1].hash);
+    }
+
+    #[test]
+    fn an_edited_or_removed_entry_breaks_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path).unwrap();
+        for a in ["a", "b", "c"] {
+            log.append(event(a)).unwrap();
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("\"actor\":\"alice\"", "\"actor\":\"mallory\""),
+        )
+        .unwrap();
+        assert!(matches!(
+            log.verify(),
+            Err(AuditError::Broken { line: 1, .. })
+        ));
+        let lines: Vec<&str> = text.lines().collect();
+        std::fs::write(&path, format!("{}\n{}\n", lines[0], lines[2])).unwrap();
+        assert!(matches!(
+            log.verify(),
+            Err(AuditError::Broken { line: 2, .. })
+        ));
+        assert!(AuditLog::open(&path).is_err());
+    }
+}

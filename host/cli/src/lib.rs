@@ -2,6 +2,7 @@
 //! printing reports, benchmarks. `main.rs` only parses arguments.
 
 pub mod bench;
+pub mod bench_capabilities;
 pub mod build;
 pub mod install;
 pub mod report;

@@ -80,6 +80,9 @@ enum Command {
         /// Calls measured for the instance benchmark.
         #[arg(long, default_value_t = 5000)]
         iterations: usize,
+        /// Run only the capability-policy benchmarks (calls per figure: --iterations / 10).
+        #[arg(long)]
+        capabilities: bool,
     },
 }
 
@@ -346,10 +349,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { iterations } => {
+        Command::Bench {
+            iterations,
+            capabilities,
+        } => {
+            let repo = build::repo_root();
+            if !capabilities {
+                print!("{}", hyyve::bench::run_all(&repo, iterations).await?);
+            }
             print!(
                 "{}",
-                hyyve::bench::run_all(&build::repo_root(), iterations).await?
+                hyyve::bench_capabilities::run(&repo, (iterations / 10).max(10)).await?
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -55,6 +55,19 @@ async fn call(
     config: serde_json::Value,
     inputs: serde_json::Value,
 ) -> anyhow::Result<Duration> {
+    static NOTHING: LazyLock<Arc<Grant>> = LazyLock::new(|| Arc::new(Grant::default()));
+    timed_invoke(runtime, plugin, node_type, config, inputs, &NOTHING).await
+}
+
+/// Times one invocation (install `bench` of workspace `bench`) under `grant`.
+pub(crate) async fn timed_invoke(
+    runtime: &Runtime,
+    plugin: &NodePlugin,
+    node_type: &str,
+    config: serde_json::Value,
+    inputs: serde_json::Value,
+    grant: &Arc<Grant>,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let outcome = runtime
         .invoke(
@@ -64,8 +77,11 @@ async fn call(
                 config: &config,
                 inputs: &inputs,
                 ids: InvocationIds::default(),
-                scope: KvScope::default(),
-                grant: Arc::new(Grant::default()),
+                scope: KvScope {
+                    workspace: "bench".into(),
+                    install: "bench".into(),
+                },
+                grant: grant.clone(),
                 limits: Limits::default(),
             },
         )
@@ -73,7 +89,7 @@ async fn call(
     let elapsed = started.elapsed();
     outcome
         .result
-        .map_err(|e| anyhow::anyhow!("fibo failed: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("{node_type} failed: {e}"))?;
     Ok(elapsed)
 }
 

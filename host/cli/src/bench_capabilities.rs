@@ -10,10 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use hyyve_policy::{Grant, HttpRule, Scheme};
-use hyyve_runtime::{
-    InvocationIds, InvocationRequest, KvScope, Limits, NodePlugin, Resolver, Runtime,
-    RuntimeConfig, StaticResolver,
-};
+use hyyve_runtime::{NodePlugin, Resolver, Runtime, RuntimeConfig, StaticResolver};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,8 +19,7 @@ use crate::build;
 use crate::resolve;
 
 const HOST: &str = "bench.local";
-const RESPONSE: &[u8] =
-    b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello";
+const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello";
 
 /// A loopback server answering every request with `hello` and closing.
 async fn serve() -> anyhow::Result<u16> {
@@ -83,29 +79,7 @@ async fn invoke(
     config: serde_json::Value,
     grant: &Arc<Grant>,
 ) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    let outcome = runtime
-        .invoke(
-            plugin,
-            InvocationRequest {
-                node_type,
-                config: &config,
-                inputs: &json!({}),
-                ids: InvocationIds::default(),
-                scope: KvScope {
-                    workspace: "bench".into(),
-                    install: "bench".into(),
-                },
-                grant: grant.clone(),
-                limits: Limits::default(),
-            },
-        )
-        .await;
-    let elapsed = started.elapsed();
-    outcome
-        .result
-        .map_err(|e| anyhow::anyhow!("{node_type} failed: {e}"))?;
-    Ok(elapsed)
+    crate::bench::timed_invoke(runtime, plugin, node_type, config, json!({}), grant).await
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -159,7 +133,9 @@ pub async fn run(repo: &Path, calls: usize) -> anyhow::Result<String> {
             .check_destination(Scheme::Http, HOST, port, "GET")
             .map_err(anyhow::Error::msg)?;
         for ip in resolver.resolve(HOST).await? {
-            full.http.check_address(HOST, ip).map_err(anyhow::Error::msg)?;
+            full.http
+                .check_address(HOST, ip)
+                .map_err(anyhow::Error::msg)?;
         }
     }
     let decision = started.elapsed() / rounds;

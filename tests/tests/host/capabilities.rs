@@ -39,6 +39,8 @@ async fn sockets_are_denied() {
         .unwrap();
     let observed = out["observed"].as_str().unwrap();
     assert!(observed.starts_with("tcp=Err("), "{observed}");
+    assert!(observed.contains(" udp=Err("), "{observed}");
+    assert!(observed.contains(" lookup=Err("), "{observed}");
 }
 
 #[tokio::test]

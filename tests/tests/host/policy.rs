@@ -349,3 +349,30 @@ async fn escaping_the_scratch_dir_fails_and_is_recorded() {
         out.metering.denials
     );
 }
+
+#[tokio::test]
+async fn proxy_and_forwarding_headers_are_refused_and_others_pass() {
+    let grant = http_grant("api.test", &["GET"], true);
+    for header in [
+        "x-forwarded-for",
+        "forwarded",
+        "proxy-authorization",
+        "host",
+    ] {
+        let config = json!({ "target": url("api.test", "/ok?case=header"), "header": header });
+        let out = probe("http-fetch", config, grant.clone(), "pol-http-header").await;
+        let err = out.result.unwrap_err();
+        assert!(
+            err.to_string().contains("invalid header"),
+            "{header}: {err}"
+        );
+    }
+    assert_eq!(server().hits("/ok?case=header"), 0);
+    let config =
+        json!({ "target": url("api.test", "/ok?case=header-ok"), "header": "x-request-id" });
+    let out = probe("http-fetch", config, grant, "pol-http-header").await;
+    assert_eq!(
+        out.result.unwrap(),
+        json!({"observed": "status=200 body=5"})
+    );
+}

@@ -83,7 +83,13 @@ probe!(OpenSocket, "open-socket", {
     let tcp = std::net::TcpStream::connect("127.0.0.1:5432")
         .map(|_| ())
         .map_err(|e| e.kind().to_string());
-    observed(format!("tcp={tcp:?}"))
+    let udp = std::net::UdpSocket::bind("0.0.0.0:0")
+        .map(|_| ())
+        .map_err(|e| e.kind().to_string());
+    let lookup = std::net::ToSocketAddrs::to_socket_addrs("localhost:80")
+        .map(|a| a.count())
+        .map_err(|e| e.kind().to_string());
+    observed(format!("tcp={tcp:?} udp={udp:?} lookup={lookup:?}"))
 });
 
 probe!(HttpOut, "http-out", {
@@ -219,6 +225,9 @@ pub struct Target {
     /// Requests to send one after the other (http-fetch), default 1.
     #[serde(default)]
     pub times: Option<u32>,
+    /// An extra request header to set (http-fetch), value `1`.
+    #[serde(default)]
+    pub header: Option<String>,
 }
 
 macro_rules! targeted {
@@ -244,7 +253,8 @@ targeted!(HttpFetch, "http-fetch", |t| {
     let body = vec![b'b'; t.bytes as usize];
     let mut last = String::new();
     for i in 0..t.times.unwrap_or(1) {
-        match hyyve_sdk::http::request(method, &t.target, &[("x-probe", b"1")], &body) {
+        let header = t.header.as_deref().unwrap_or("x-probe");
+        match hyyve_sdk::http::request(method, &t.target, &[(header, b"1")], &body) {
             Ok(r) => last = format!("status={} body={}", r.status, r.body.len()),
             Err(e) => return Err(Error::failed(format!("request {}: {e}", i + 1))),
         }

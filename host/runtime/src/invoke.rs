@@ -92,10 +92,7 @@ impl Runtime {
         req: InvocationRequest<'_>,
     ) -> InvocationOutcome {
         if plugin.node_type(req.node_type).is_none() {
-            return InvocationOutcome {
-                result: Err(InvocationError::UnknownNodeType(req.node_type.to_owned())),
-                metering: MeteringRecord::default(),
-            };
+            return not_started(InvocationError::UnknownNodeType(req.node_type.to_owned()));
         }
         let (config, inputs) = (req.config.to_string(), req.inputs.to_string());
         let ctx = wit::Invocation {
@@ -107,12 +104,7 @@ impl Runtime {
         let started = Instant::now();
         let mut store = match self.new_store(&limits, req.ids, req.scope, req.grant) {
             Ok(store) => store,
-            Err(e) => {
-                return InvocationOutcome {
-                    result: Err(e),
-                    metering: MeteringRecord::default(),
-                };
-            }
+            Err(e) => return not_started(e),
         };
         let call = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, async {
             let instance = plugin
@@ -127,7 +119,7 @@ impl Runtime {
                 .map_err(Failure::Call)
         })
         .await;
-        let metering = finish(&mut store, started, &limits);
+        let mut metering = finish(&mut store, started, &limits);
         let result = match call {
             Err(_elapsed) => Err(deadline(&limits)),
             Ok(Err(failure)) => Err(classify(failure, &store, &limits)),
@@ -135,6 +127,7 @@ impl Runtime {
             Ok(Ok(Ok(json))) => parse_output(&json, &limits),
         };
         let result = result.map_err(|e| blame_denial(e, &metering));
+        metering.failure = result.as_ref().err().map(|e| e.kind().to_owned());
         InvocationOutcome { result, metering }
     }
 
@@ -280,6 +273,17 @@ fn blame_denial(error: InvocationError, metering: &MeteringRecord) -> Invocation
             plugin_error: error.to_string(),
         },
         _ => error,
+    }
+}
+
+/// An invocation refused before its instance existed: nothing consumed.
+fn not_started(error: InvocationError) -> InvocationOutcome {
+    InvocationOutcome {
+        metering: MeteringRecord {
+            failure: Some(error.kind().to_owned()),
+            ..MeteringRecord::default()
+        },
+        result: Err(error),
     }
 }
 

@@ -30,4 +30,7 @@ pub struct MeteringRecord {
     pub scratch_bytes: u64,
     /// Capabilities refused and quotas hit during the invocation, in order.
     pub denials: Vec<Denial>,
+    /// The error kind that ended the invocation (`fuel_exhausted`, `secret_denied`, ...),
+    /// `None` when it succeeded.
+    pub failure: Option<String>,
 }

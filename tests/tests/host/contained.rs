@@ -241,6 +241,7 @@ async fn every_attack_is_contained_in_time_while_a_neighbour_is_served() {
             Expect::Kind(kind) => {
                 let err = out.result.as_ref().expect_err(a.node);
                 assert_eq!(err.kind(), kind, "{} ({}): {err}", a.node, a.config);
+                assert_eq!(out.metering.failure.as_deref(), Some(kind), "{}", a.node);
             }
             Expect::OneOf(kinds) => {
                 let err = out.result.as_ref().expect_err(a.node);

@@ -42,6 +42,7 @@ fn denied(out: &InvocationOutcome, kind: DenialKind) -> String {
     let err = out.result.as_ref().unwrap_err();
     assert_eq!(err.kind(), kind.as_str(), "{err}");
     assert_eq!(out.metering.denials[0].kind, kind, "{:?}", out.metering);
+    assert_eq!(out.metering.failure.as_deref(), Some(kind.as_str()));
     err.to_string()
 }
 

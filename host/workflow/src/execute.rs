@@ -170,7 +170,7 @@ impl Executor {
                     scheduled[i] = true;
                     match gather_inputs(node, &plan, &done, &input) {
                         Gathered::Blocked(report) => {
-                            done[i] = Some(report);
+                            done[i] = Some(*report);
                             progressed = true;
                         }
                         Gathered::Ready(inputs) => {
@@ -282,7 +282,7 @@ fn check_run_input(plan: &Plan, input: &Value) -> Result<Map<String, Value>, Run
 
 enum Gathered {
     Ready(Value),
-    Blocked(NodeReport),
+    Blocked(Box<NodeReport>),
 }
 
 /// Collects a node's inputs from literals, run inputs and upstream outputs. A failed
@@ -300,7 +300,7 @@ fn gather_inputs(
         )
     }) {
         let reason = format!("upstream node `{}` did not succeed", plan.nodes[*u].id);
-        return Gathered::Blocked(NodeReport::not_run(&node.id, &reason));
+        return Gathered::Blocked(Box::new(NodeReport::not_run(&node.id, &reason)));
     }
     let mut inputs = Map::new();
     for (port, source) in &node.sources {
@@ -321,7 +321,7 @@ fn gather_inputs(
             // this node is on the branch not taken too.
             (None, Source::Port { node: u, port: out }) => {
                 let reason = format!("`{}.{out}` was not emitted", plan.nodes[*u].id);
-                return Gathered::Blocked(NodeReport::skipped(&node.id, &reason));
+                return Gathered::Blocked(Box::new(NodeReport::skipped(&node.id, &reason)));
             }
             // An optional run input left out: the port stays empty.
             (None, _) => {}

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use ipnet::IpNet;
 use schemars::JsonSchema;
@@ -268,48 +269,49 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), String> {
     })
 }
 
+/// Non-public ranges and why each is refused, parsed once.
+static NON_PUBLIC: LazyLock<Vec<(IpNet, &'static str)>> = LazyLock::new(|| {
+    [
+        ("0.0.0.0/8", "unspecified"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local (cloud metadata)"),
+        ("10.0.0.0/8", "private"),
+        ("172.16.0.0/12", "private"),
+        ("192.168.0.0/16", "private"),
+        ("100.64.0.0/10", "carrier-grade NAT"),
+        ("192.0.0.0/24", "IETF protocol assignments"),
+        ("192.0.2.0/24", "documentation"),
+        ("198.18.0.0/15", "benchmarking"),
+        ("198.51.100.0/24", "documentation"),
+        ("203.0.113.0/24", "documentation"),
+        ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved"),
+        ("::/128", "unspecified"),
+        ("::1/128", "loopback"),
+        ("fe80::/10", "link-local"),
+        ("fc00::/7", "unique local (private, cloud metadata)"),
+        ("64:ff9b::/96", "NAT64 (embeds an IPv4 address)"),
+        ("2001:db8::/32", "documentation"),
+        ("ff00::/8", "multicast"),
+    ]
+    .into_iter()
+    .filter_map(|(net, why)| Some((net.parse().ok()?, why)))
+    .collect()
+});
+
 /// Why an address is not public, or `None` for a public unicast address. Plugins reach
 /// such addresses only through a granted private network: this is what stops a granted
 /// name that resolves to 127.0.0.1 or 169.254.169.254 (DNS rebinding, metadata theft).
 pub fn non_public_range(ip: IpAddr) -> Option<&'static str> {
+    // An IPv4-mapped IPv6 address reaches the IPv4 host: judge that one.
     let ip = match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(v6),
-        },
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     };
-    let ranges: &[(&str, &'static str)] = match ip {
-        IpAddr::V4(_) => &[
-            ("0.0.0.0/8", "unspecified"),
-            ("127.0.0.0/8", "loopback"),
-            ("169.254.0.0/16", "link-local (cloud metadata)"),
-            ("10.0.0.0/8", "private"),
-            ("172.16.0.0/12", "private"),
-            ("192.168.0.0/16", "private"),
-            ("100.64.0.0/10", "carrier-grade NAT"),
-            ("192.0.0.0/24", "IETF protocol assignments"),
-            ("192.0.2.0/24", "documentation"),
-            ("198.18.0.0/15", "benchmarking"),
-            ("198.51.100.0/24", "documentation"),
-            ("203.0.113.0/24", "documentation"),
-            ("224.0.0.0/4", "multicast"),
-            ("240.0.0.0/4", "reserved"),
-        ],
-        IpAddr::V6(_) => &[
-            ("::/128", "unspecified"),
-            ("::1/128", "loopback"),
-            ("fe80::/10", "link-local"),
-            ("fc00::/7", "unique local (private, cloud metadata)"),
-            ("64:ff9b::/96", "NAT64 (embeds an IPv4 address)"),
-            ("2001:db8::/32", "documentation"),
-            ("ff00::/8", "multicast"),
-        ],
-    };
-    ranges.iter().find_map(|(net, why)| {
-        let net: IpNet = net.parse().ok()?;
-        net.contains(&ip).then_some(*why)
-    })
+    NON_PUBLIC
+        .iter()
+        .find(|(net, _)| net.contains(&ip))
+        .map(|(_, why)| *why)
 }
 
 #[cfg(test)]

@@ -83,6 +83,19 @@ impl Grant {
     }
 }
 
+impl Grant {
+    /// Whether a plugin under this grant can only compute: no HTTP, KV, secrets, scratch
+    /// files or workflow starts, so its outputs depend on its config and inputs alone and
+    /// may be reused from a result cache.
+    pub fn is_pure(&self) -> bool {
+        self.http.rules.is_empty()
+            && self.kv_bytes == 0
+            && self.secrets.is_empty()
+            && self.scratch_bytes == 0
+            && !self.workflow_invoke
+    }
+}
+
 impl Default for Grant {
     fn default() -> Self {
         Self::nothing(&PlatformConfig::default())

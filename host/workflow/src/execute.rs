@@ -353,7 +353,10 @@ impl NodeJob {
             &node.config,
             &self.inputs,
         );
-        if let Some(outputs) = self.cache.as_ref().and_then(|c| c.get(&key)) {
+        // A plugin with side effects or outside state (HTTP, KV, secrets, files) runs
+        // every time: a cached result would skip its effects or hide new state.
+        let cache = self.cache.as_ref().filter(|_| node.install.grant.is_pure());
+        if let Some(outputs) = cache.and_then(|c| c.get(&key)) {
             return NodeReport {
                 id: node.id.clone(),
                 status: NodeStatus::Cached,
@@ -390,7 +393,7 @@ impl NodeJob {
             report.metering = outcome.metering;
             return report;
         }
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = cache {
             cache.put(key, &outputs);
         }
         NodeReport {

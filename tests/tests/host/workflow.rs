@@ -384,3 +384,41 @@ fn the_committed_workflow_schema_matches_the_code() {
         "run `hyyve schema > workflow.schema.json`"
     );
 }
+
+#[tokio::test]
+async fn nodes_with_state_or_side_effects_are_never_served_from_the_cache() {
+    let mut all = plugins().await;
+    let stateful = Installed {
+        id: "stateful".into(),
+        plugin: plugin("guest-hostile").await,
+        grant: Arc::new(crate::kv_grant()),
+    };
+    all.insert("test:stateful".into(), stateful);
+    let spec = workflow(json!({
+        "name": "counter",
+        "nodes": [
+            node("count", "test:stateful", "kv-round-trip", json!({})),
+            node("pure", "hyyve:fibo", "fibo", json!({"n": 3}))
+        ],
+        "edges": []
+    }));
+    let plan = Arc::new(hyyve_workflow::validate(&spec, &all).unwrap());
+    let config = ExecutorConfig {
+        workspace: "cache-side-effects".into(),
+        ..ExecutorConfig::default()
+    };
+    let executor = Executor::new(runtime(), config).with_cache(Arc::new(ResultCache::in_memory()));
+    for (run, counter) in [("c1", "counter=1"), ("c2", "counter=2")] {
+        let report = executor.run(plan.clone(), run, &json!({})).await.unwrap();
+        let count = report.nodes.iter().find(|n| n.id == "count").unwrap();
+        assert_eq!(count.status, NodeStatus::Succeeded, "{run}");
+        assert_eq!(count.outputs.as_ref().unwrap()["observed"], counter);
+        let pure = report.nodes.iter().find(|n| n.id == "pure").unwrap();
+        let expected = if run == "c1" {
+            NodeStatus::Succeeded
+        } else {
+            NodeStatus::Cached
+        };
+        assert_eq!(pure.status, expected, "{run}");
+    }
+}

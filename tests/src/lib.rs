@@ -87,6 +87,7 @@ pub fn runtime() -> Arc<Runtime> {
                         }))
                         .with_fallback(SystemResolver),
                     ),
+                    extra_root_certificates: vec![http_server::tls_server().certificate.clone()],
                     ..RuntimeConfig::default()
                 })
                 .expect("runtime starts"),

@@ -12,7 +12,7 @@ use wasmtime::component::HasSelf;
 use crate::bindings::hyyve::plugin as hyyve;
 use crate::cache::ComponentCache;
 use crate::error::{LoadError, RuntimeError};
-use crate::imports::http::{Resolver, SystemResolver};
+use crate::imports::http::{Resolver, SystemResolver, client_config};
 use crate::imports::kv::{InMemoryKv, KvStore};
 use crate::imports::scratch::{ScratchFsData, scratch_fs};
 use crate::plugin::Digest;
@@ -40,6 +40,8 @@ pub struct RuntimeConfig {
     pub scratch_root: Option<PathBuf>,
     /// Resolves host names for outgoing HTTP before the address check.
     pub resolver: Arc<dyn Resolver>,
+    /// Root certificates (DER) trusted besides the public ones, e.g. an enterprise CA.
+    pub extra_root_certificates: Vec<Vec<u8>>,
     /// Fuel metering on (always, except to measure its overhead). Without it a guest is
     /// not billed and not stopped by a fuel budget.
     pub fuel: bool,
@@ -59,6 +61,7 @@ impl Default for RuntimeConfig {
             secrets: Arc::new(MemorySecretStore::new()),
             scratch_root: None,
             resolver: Arc::new(SystemResolver),
+            extra_root_certificates: Vec::new(),
             fuel: true,
             epochs: true,
         }
@@ -77,6 +80,7 @@ pub struct Runtime {
     pub(crate) secrets: Arc<dyn SecretStore>,
     pub(crate) scratch_root: Option<PathBuf>,
     pub(crate) resolver: Arc<dyn Resolver>,
+    pub(crate) tls: Arc<rustls::ClientConfig>,
     /// The grant of `describe` calls and of nothing-granted invocations.
     pub(crate) no_grant: Arc<Grant>,
     pub(crate) max_memory_bytes: u64,
@@ -105,6 +109,7 @@ impl Runtime {
             secrets: config.secrets,
             scratch_root: config.scratch_root,
             resolver: config.resolver,
+            tls: client_config(&config.extra_root_certificates)?,
             no_grant: Arc::new(Grant::default()),
             max_memory_bytes: config.max_memory_bytes,
             fuel: config.fuel,

@@ -9,6 +9,9 @@ pub enum RuntimeError {
     /// The host interfaces could not be linked.
     #[error("linking host interfaces failed: {0}")]
     Link(String),
+    /// The TLS client configuration (extra root certificates) is unusable.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
     /// The precompiled-component cache directory is unusable.
     #[error("component cache at {path}: {message}")]
     Cache {

@@ -201,6 +201,7 @@ impl Runtime {
                 resolver: self.resolver.clone(),
                 denials: denials.clone(),
                 usage: Arc::new(HttpUsage::default()),
+                tls: self.tls.clone(),
             },
             limiter: MemoryLimiter::new(memory_cap),
             meter: MeteringRecord::default(),

@@ -74,3 +74,18 @@ async fn a_component_missing_the_node_functions() {
     let err = runtime().load_node_plugin(&component).await.err().unwrap();
     assert!(matches!(err, LoadError::WrongWorld { .. }), "{err}");
 }
+
+#[test]
+fn an_unparsable_extra_root_certificate_stops_the_runtime_from_starting() {
+    let config = hyyve_runtime::RuntimeConfig {
+        extra_root_certificates: vec![b"not a certificate".to_vec()],
+        ..Default::default()
+    };
+    match hyyve_runtime::Runtime::new(config) {
+        Err(hyyve_runtime::RuntimeError::Tls(message)) => {
+            assert!(message.contains("extra root certificate 0"), "{message}")
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(_) => panic!("a junk root certificate was accepted"),
+    }
+}

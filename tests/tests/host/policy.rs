@@ -2,7 +2,7 @@
 //! resolved addresses, counts, bytes, block list), secrets, the scratch filesystem, KV.
 //! HTTP goes only to the loopback test server; denied requests never reach it.
 
-use hyyve_policy::Grant;
+use hyyve_policy::{Grant, HttpRule};
 use hyyve_runtime::{DenialKind, InvocationOutcome, Limits};
 use hyyve_secrets::{SecretStore, SecretValue};
 use hyyve_tests::http_server::{BIG_BODY_BYTES, server};
@@ -375,5 +375,33 @@ async fn proxy_and_forwarding_headers_are_refused_and_others_pass() {
     assert_eq!(
         out.result.unwrap(),
         json!({"observed": "status=200 body=5"})
+    );
+}
+
+#[tokio::test]
+async fn https_verifies_the_certificate_for_the_requested_name() {
+    let port = hyyve_tests::http_server::tls_server().port;
+    let grant = |host: &str| {
+        let mut grant = http_grant(host, &["GET"], true);
+        let rule = HttpRule::parse(&format!("https://{host}:{port}"), &["GET".into()]).unwrap();
+        grant.http.rules = vec![rule];
+        grant
+    };
+    // The certificate names api.test and its root is trusted by the runtime.
+    let ok = fetch(format!("https://api.test:{port}/ok"));
+    let out = probe("http-fetch", ok, grant("api.test"), "pol-https").await;
+    assert_eq!(
+        out.result.unwrap(),
+        json!({"observed": "status=200 body=5"})
+    );
+    // Same server and certificate, reached as `localhost`: the name does not match.
+    let mismatch = fetch(format!("https://localhost:{port}/ok"));
+    let out = probe("http-fetch", mismatch, grant("localhost"), "pol-https").await;
+    let err = out.result.unwrap_err();
+    assert_eq!(err.kind(), "failed");
+    assert!(err.to_string().contains("transport error"), "{err}");
+    assert!(
+        out.metering.denials.is_empty(),
+        "a TLS failure is not a policy denial"
     );
 }

@@ -4,6 +4,7 @@
 
 mod resolve;
 mod send;
+mod tls;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,6 +21,7 @@ use hyyve_policy::{Grant, Scheme};
 pub use resolve::{ResolveFuture, Resolver, StaticResolver, SystemResolver};
 pub(crate) use send::HttpUsage;
 use send::{IoFuture, SendContext, Target};
+pub(crate) use tls::client_config;
 
 /// The per-invocation HTTP policy.
 pub(crate) struct HttpPolicy {
@@ -27,6 +29,8 @@ pub(crate) struct HttpPolicy {
     pub(crate) resolver: Arc<dyn Resolver>,
     pub(crate) denials: DenialLog,
     pub(crate) usage: Arc<HttpUsage>,
+    /// The runtime's TLS client configuration.
+    pub(crate) tls: Arc<rustls::ClientConfig>,
 }
 
 /// Headers a plugin may not set, beyond wasmtime's defaults (hop-by-hop, `host`): ones
@@ -108,6 +112,7 @@ impl WasiHttpHooks for HttpPolicy {
             resolver: self.resolver.clone(),
             denials: self.denials.clone(),
             usage: self.usage.clone(),
+            tls: self.tls.clone(),
         };
         Box::new(send::send(request, options, target, cx))
     }

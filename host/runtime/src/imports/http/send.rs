@@ -37,6 +37,7 @@ pub(crate) struct SendContext {
     pub(crate) resolver: Arc<dyn Resolver>,
     pub(crate) denials: DenialLog,
     pub(crate) usage: Arc<HttpUsage>,
+    pub(crate) tls: Arc<rustls::ClientConfig>,
 }
 
 /// Where the request goes, already checked against the grant's rules.
@@ -87,7 +88,7 @@ pub(crate) async fn send(
     let tcp = connect(&addrs, target.port, connect_timeout).await?;
     let io: Box<dyn Stream> = match target.scheme {
         Scheme::Http => Box::new(tcp),
-        Scheme::Https => Box::new(tls(host, tcp).await?),
+        Scheme::Https => Box::new(tls(&cx.tls, host, tcp).await?),
     };
     let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
         .handshake(TokioIo::new(io))
@@ -183,21 +184,12 @@ async fn connect(addrs: &[IpAddr], port: u16, timeout: Duration) -> Result<TcpSt
 }
 
 async fn tls(
+    config: &Arc<rustls::ClientConfig>,
     host: &str,
     tcp: TcpStream,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Error> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-    };
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|_| Error::TlsProtocolError)?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from(host.to_owned())?;
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    tokio_rustls::TlsConnector::from(config.clone())
         .connect(name, tcp)
         .await
         .map_err(Error::Tls)

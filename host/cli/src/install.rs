@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use hyyve_policy::layers::load_toml;
 use hyyve_policy::{
     AuditEvent, AuditLog, Explanation, Grant, Manifest, OrgPolicy, PlatformConfig, PluginId,
-    WorkspaceGrant, effective_grant,
+    PluginInfo, PluginKind, WorkspaceGrant, effective_grant,
 };
 use hyyve_runtime::NodePlugin;
 use hyyve_workflow::Installed;
@@ -161,7 +161,7 @@ impl Installer {
         manifest_text: &str,
     ) -> anyhow::Result<Installed> {
         let id = manifest.plugin.id.to_string();
-        let (_, grant_digest) = self.policy.workspace_grant(&manifest.plugin.id)?;
+        let (workspace_grant, grant_digest) = self.policy.workspace_grant(&manifest.plugin.id)?;
         let policy_digest = format!("{}:{grant_digest}", self.policy.digest);
         let manifest_digest = hex::encode(Sha256::digest(manifest_text.as_bytes()));
         let component_digest = plugin.digest().hex();
@@ -187,7 +187,12 @@ impl Installer {
                 grant: Arc::new(p.grant.clone()),
             });
         }
-        let explanation = self.policy.explain(manifest)?;
+        let explanation = effective_grant(
+            manifest,
+            &self.policy.platform,
+            &self.policy.org,
+            &workspace_grant,
+        );
         let Some(grant) = explanation.grant.clone() else {
             self.audit.append(AuditEvent {
                 actor: self.actor.clone(),
@@ -232,33 +237,31 @@ impl Installer {
     }
 }
 
-/// A manifest that requests nothing, for a bare `.wasm` file without `hyyve.toml`.
+/// A manifest that requests nothing, for a bare `.wasm` file without `hyyve.toml`: id
+/// `local:<file stem>` (or `local:component` when the stem makes no valid name).
 pub fn bare_manifest(reference: &str) -> Manifest {
     let stem = Path::new(reference)
         .file_stem()
         .and_then(|s| s.to_str())
-        .unwrap_or("component");
-    let name: String = stem
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let name = name.trim_matches('-');
-    let name = if name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        name.to_owned()
-    } else {
-        format!("c-{name}")
-    };
-    let text = format!(
-        "[plugin]\nid = \"local:{name}\"\nversion = \"0.0.0\"\nkind = \"node\"\npublisher = \"local\"\ndescription = \"local component {reference}\"\n"
-    );
-    Manifest::parse(&text).unwrap_or_else(|_| {
-        Manifest::parse("[plugin]\nid = \"local:component\"\nversion = \"0.0.0\"\nkind = \"node\"\npublisher = \"local\"\ndescription = \"local component\"\n")
-            .expect("constant manifest is valid")
-    })
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+    let id = format!("local:{}", stem.trim_matches('-'))
+        .parse()
+        .unwrap_or_else(|_| PluginId {
+            namespace: "local".into(),
+            name: "component".into(),
+        });
+    Manifest {
+        plugin: PluginInfo {
+            id,
+            version: semver::Version::new(0, 0, 0),
+            kind: PluginKind::Node,
+            publisher: "local".into(),
+            description: format!("local component {reference}"),
+            categories: Vec::new(),
+        },
+        capabilities: Default::default(),
+        limits: Default::default(),
+    }
 }

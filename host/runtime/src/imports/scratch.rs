@@ -132,17 +132,22 @@ fn borrow(fd: &Resource<types::Descriptor>) -> Resource<types::Descriptor> {
 }
 
 impl ScratchFs<'_> {
-    /// Charges the growth from the file's current size to `end`.
-    async fn charge_growth(&mut self, fd: &Resource<types::Descriptor>, end: u64) -> FsResult<()> {
+    /// Charges the growth from the file's current size to `end`; returns that size when a
+    /// quota applies.
+    async fn charge_growth(
+        &mut self,
+        fd: &Resource<types::Descriptor>,
+        end: u64,
+    ) -> FsResult<Option<u64>> {
         let Some(quota) = self.quota.clone() else {
-            return Ok(());
+            return Ok(None);
         };
         let size = self.inner.stat(borrow(fd)).await?.size;
         let growth = end.saturating_sub(size);
         if growth > 0 {
             quota.charge(growth).map_err(|()| no_space())?;
         }
-        Ok(())
+        Ok(Some(size))
     }
 
     /// Records attempts to leave the directory: cap-std refuses them as not-permitted.
@@ -212,10 +217,9 @@ impl HostDescriptor for ScratchFs<'_> {
     }
 
     async fn set_size(&mut self, fd: Resource<types::Descriptor>, size: Filesize) -> FsResult<()> {
-        let before = self.inner.stat(borrow(&fd)).await?.size;
-        self.charge_growth(&fd, size).await?;
+        let before = self.charge_growth(&fd, size).await?;
         self.inner.set_size(fd, size).await?;
-        if let Some(quota) = &self.quota {
+        if let (Some(quota), Some(before)) = (&self.quota, before) {
             quota.refund(before.saturating_sub(size));
         }
         Ok(())

@@ -133,6 +133,27 @@ impl Installer {
         Ok(installer)
     }
 
+    /// The organization policy in force.
+    pub fn org(&self) -> &OrgPolicy {
+        &self.policy.org
+    }
+
+    /// The component digest (hex) `id` is pinned to in this workspace, if installed.
+    pub fn pinned_digest(&self, id: &PluginId) -> Option<String> {
+        let path = self.record_path(id);
+        let bytes = std::fs::read(path).ok()?;
+        serde_json::from_slice::<InstallRecord>(&bytes)
+            .ok()
+            .map(|r| r.component_digest)
+    }
+
+    fn record_path(&self, id: &PluginId) -> PathBuf {
+        self.data_dir
+            .join("installs")
+            .join(&self.workspace)
+            .join(format!("{}-{}.json", id.namespace, id.name))
+    }
+
     /// Records a policy change the first time a changed policy is seen.
     fn audit_policy_change(&self) -> anyhow::Result<()> {
         let marker = self.data_dir.join("policy").join(".audited-digest");
@@ -165,14 +186,7 @@ impl Installer {
         let policy_digest = format!("{}:{grant_digest}", self.policy.digest);
         let manifest_digest = hex::encode(Sha256::digest(manifest_text.as_bytes()));
         let component_digest = plugin.digest().hex();
-        let path = self
-            .data_dir
-            .join("installs")
-            .join(&self.workspace)
-            .join(format!(
-                "{}-{}.json",
-                manifest.plugin.id.namespace, manifest.plugin.id.name
-            ));
+        let path = self.record_path(&manifest.plugin.id);
         let previous: Option<InstallRecord> = std::fs::read(&path)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok());
@@ -263,5 +277,6 @@ pub fn bare_manifest(reference: &str) -> Manifest {
         },
         capabilities: Default::default(),
         limits: Default::default(),
+        listing: Default::default(),
     }
 }

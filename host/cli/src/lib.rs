@@ -5,5 +5,6 @@ pub mod bench;
 pub mod bench_capabilities;
 pub mod build;
 pub mod install;
+pub mod registry_cli;
 pub mod report;
 pub mod resolve;

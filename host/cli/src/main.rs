@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use hyyve::build;
 use hyyve::install::{Installer, PolicyFiles};
+use hyyve::registry_cli::{self, KeysCommand, RegistryCommand, VetCommand};
 use hyyve::report;
 use hyyve::resolve::Resolver;
 use hyyve_policy::{AuditEvent, AuditLog, Manifest};
@@ -75,6 +76,21 @@ enum Command {
     /// Workspace secrets (values are read from stdin and never printed).
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Make and endorse signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// The marketplace: search, show, yank; accounts and keys; payouts.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+    /// Install `namespace:name@range` from the registry into the workspace, pinned by
+    /// digest (exits 3 while the organization's review is pending).
+    Install {
+        /// `namespace:name@range`, e.g. `acme:weather@^1.2`.
+        reference: String,
+    },
+    /// The organization's review queue for third-party packages.
+    #[command(subcommand)]
+    Vet(VetCommand),
     /// Run the benchmarks of BENCHMARKS.md (build with --release).
     Bench {
         /// Calls measured for the instance benchmark.
@@ -131,6 +147,31 @@ enum PluginCommand {
         /// Cargo's target directory (default: cargo's own choice for that crate).
         #[arg(long)]
         target_dir: Option<PathBuf>,
+    },
+    /// Package a plugin folder (its `hyyve.toml`, component and listing files) into one
+    /// file; builds the crate unless `--component` is given.
+    Package {
+        /// The plugin's folder (holding `hyyve.toml`).
+        dir: PathBuf,
+        /// A component already built.
+        #[arg(long)]
+        component: Option<PathBuf>,
+        /// Output file (default `<namespace>-<name>-<version>.hyyvepkg`).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Sign a package with the publisher's key (in place).
+    Sign {
+        /// The package file.
+        package: PathBuf,
+        /// The publisher's key file.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Validate and publish a signed package to the registry.
+    Publish {
+        /// The package file.
+        package: PathBuf,
     },
     /// Show a component's world, imports, exports and node types with their schemas.
     Inspect {
@@ -194,12 +235,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 serde_json::from_str(&input).context("--input is not JSON")?;
             let runtime = runtime(&cli.data_dir)?;
             let base = workflow.parent().map(PathBuf::from).unwrap_or_default();
-            let resolved = Resolver::new(runtime.clone(), build::repo_root())
-                .resolve(&spec.plugin_refs(), &base)
+            let (from_registry, local): (Vec<&str>, Vec<&str>) = spec
+                .plugin_refs()
+                .into_iter()
+                .partition(|r| registry_cli::is_registry_reference(r));
+            let mut resolved = Resolver::new(runtime.clone(), build::repo_root())
+                .resolve(&local, &base)
                 .await?;
             let audit = audit_log(&cli.data_dir)?;
             let installer =
                 Installer::new(&cli.data_dir, &cli.workspace, &cli.actor, audit.clone())?;
+            let registry = match from_registry.is_empty() {
+                true => None,
+                false => Some(registry_cli::open(&cli.data_dir, runtime.clone()).await?),
+            };
+            if let Some(registry) = &registry {
+                for reference in &from_registry {
+                    let r = registry_cli::load_installed(registry, &runtime, &installer, reference)
+                        .await?;
+                    resolved.insert((*reference).to_owned(), r);
+                }
+            }
             let mut plugins = PluginSet::new();
             for (reference, r) in resolved {
                 let installed =
@@ -240,6 +296,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     })?;
                 }
             }
+            if let Some(registry) = &registry {
+                let mut invocations = std::collections::HashMap::new();
+                for node in &report.nodes {
+                    let plugin = spec
+                        .nodes
+                        .iter()
+                        .find(|n| n.id == node.id)
+                        .map(|n| &n.plugin);
+                    if let Some(plugin) = plugin
+                        && node.status == hyyve_workflow::NodeStatus::Succeeded
+                        && from_registry.contains(&plugin.as_str())
+                    {
+                        *invocations.entry(plugin.clone()).or_insert(0i64) += 1;
+                    }
+                }
+                registry_cli::record_usage(registry, &cli.workspace, &invocations).await?;
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -257,6 +330,93 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let target_dir = target_dir.map(std::path::absolute).transpose()?;
             let wasm = build::build_crate(&dir, target_dir.as_deref())?;
             println!("{}", wasm.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Package {
+            dir,
+            component,
+            output,
+        }) => {
+            let path = registry_cli::package(&dir, component.as_deref(), output)?;
+            println!("{}", path.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Sign { package, key }) => {
+            let key_id = registry_cli::sign(&package, &key)?;
+            println!("signed {} with {key_id}", package.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Publish { package }) => {
+            let bytes = std::fs::read(&package)
+                .with_context(|| format!("reading {}", package.display()))?;
+            let registry = registry_cli::open(&cli.data_dir, runtime(&cli.data_dir)?).await?;
+            let record = registry
+                .publish(&bytes)
+                .await
+                .map_err(registry_cli::coded)?;
+            audit_log(&cli.data_dir)?.append(AuditEvent {
+                actor: cli.actor.clone(),
+                action: "registry.publish".into(),
+                subject: format!("plugin/{}", record.reference()),
+                detail: serde_json::json!({ "component_digest": record.component_digest }),
+            })?;
+            println!(
+                "published {} {}",
+                record.reference(),
+                record.component_digest
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys(command) => {
+            registry_cli::keys(&cli.data_dir, command)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Registry(command) => {
+            let registry = registry_cli::open(&cli.data_dir, runtime(&cli.data_dir)?).await?;
+            let audit = audit_log(&cli.data_dir)?;
+            registry_cli::registry_command(&registry, &audit, &cli.actor, command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Install { reference } => {
+            let runtime = runtime(&cli.data_dir)?;
+            let registry = registry_cli::open(&cli.data_dir, runtime.clone()).await?;
+            let audit = audit_log(&cli.data_dir)?;
+            let installer =
+                Installer::new(&cli.data_dir, &cli.workspace, &cli.actor, audit.clone())?;
+            let installed = registry_cli::install(
+                &registry,
+                &runtime,
+                &installer,
+                &audit,
+                &cli.workspace,
+                &cli.actor,
+                &reference,
+            )
+            .await?;
+            Ok(match installed {
+                Some(version) => {
+                    println!(
+                        "installed {} in workspace {} pinned to {}",
+                        version.reference(),
+                        cli.workspace,
+                        version.component_digest
+                    );
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    println!(
+                        "{reference} waits for review by organization {} (hyyve vet list)",
+                        installer.org().name
+                    );
+                    ExitCode::from(3)
+                }
+            })
+        }
+        Command::Vet(command) => {
+            let registry = registry_cli::open(&cli.data_dir, runtime(&cli.data_dir)?).await?;
+            let audit = audit_log(&cli.data_dir)?;
+            let org = PolicyFiles::load(&cli.data_dir)?.org.name;
+            registry_cli::vet_command(&registry, &audit, &org, &cli.actor, command).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Inspect { file, json }) => {

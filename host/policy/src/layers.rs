@@ -105,6 +105,13 @@ impl Default for PlatformDefaults {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OrgPolicy {
+    /// The organization's account name in the registry (vetting queue, co-signatures).
+    pub name: String,
+    /// Whether registry packages need this organization's approval (or co-signature)
+    /// before a workspace installs them.
+    pub require_vetting: bool,
+    /// Publishers whose packages need no vetting (e.g. the organization's own).
+    pub trusted_publishers: BTreeSet<String>,
     /// Publishers whose packages may be installed; absent: any publisher.
     pub publishers: Option<BTreeSet<String>>,
     /// Whether plugins may read secrets at all.
@@ -124,6 +131,9 @@ pub struct OrgPolicy {
 impl Default for OrgPolicy {
     fn default() -> Self {
         Self {
+            name: "default".into(),
+            require_vetting: false,
+            trusted_publishers: BTreeSet::new(),
             publishers: None,
             secrets: true,
             filesystem: true,

@@ -24,6 +24,46 @@ pub struct Manifest {
     /// Resource limits the plugin asks for; absent fields get the platform defaults.
     #[serde(default)]
     pub limits: RequestedLimits,
+    /// How the plugin appears in the marketplace. Absent: titled by its name, free.
+    #[serde(default)]
+    pub listing: Listing,
+}
+
+/// Marketplace presentation and price of a plugin.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Listing {
+    /// Display title; absent: the plugin's name.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// A Markdown file beside `hyyve.toml`, packaged as the listing's readme.
+    #[serde(default)]
+    pub readme: Option<String>,
+    /// A PNG or SVG file beside `hyyve.toml`, packaged as the listing's icon.
+    #[serde(default)]
+    pub icon: Option<String>,
+    /// What installing workspaces pay.
+    #[serde(default)]
+    pub pricing: Pricing,
+}
+
+/// The pricing model of a listing; prices in USD micro-dollars (1 USD = 1,000,000).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "model", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Pricing {
+    /// No charge.
+    #[default]
+    Free,
+    /// Charged per successful invocation.
+    PerInvocation {
+        /// Price of one invocation.
+        price_micros: u64,
+    },
+    /// Charged per subscribed workspace and month.
+    Subscription {
+        /// Price of one workspace-month.
+        price_micros: u64,
+    },
 }
 
 /// Identity and listing data of a plugin.
@@ -221,6 +261,32 @@ impl Manifest {
             check_name(c).map_err(|m| invalid(&format!("plugin.categories[{i}]"), m))?;
         }
         self.http_rules()?;
+        if let Some(title) = &self.listing.title
+            && (title.trim().is_empty() || title.len() > 100)
+        {
+            return Err(invalid(
+                "listing.title",
+                "must be 1 to 100 characters".into(),
+            ));
+        }
+        for (key, file) in [
+            ("listing.readme", &self.listing.readme),
+            ("listing.icon", &self.listing.icon),
+        ] {
+            if let Some(file) = file
+                && (file.is_empty() || file.contains(['/', '\\']) || file.starts_with('.'))
+            {
+                return Err(invalid(key, "must name a file beside hyyve.toml".into()));
+            }
+        }
+        if let Some(icon) = &self.listing.icon
+            && !(icon.ends_with(".png") || icon.ends_with(".svg"))
+        {
+            return Err(invalid(
+                "listing.icon",
+                "must be a .png or .svg file".into(),
+            ));
+        }
         for name in &self.capabilities.secrets {
             check_secret_name(name).map_err(|m| invalid("capabilities.secrets", m))?;
         }

@@ -1,0 +1,664 @@
+//! The registry commands: keys, packaging and signing, publishing, the marketplace,
+//! installs from the registry and the organization's vetting queue.
+//!
+//! The registry lives beside the rest of the data: metadata in `<data>/registry.db`
+//! (SQLite) unless `HYYVE_DATABASE_URL` or `DATABASE_URL` names another database, blobs in
+//! `<data>/blobs` unless `HYYVE_BLOB_URL` names a store (`s3://…`, `file:///…`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use hyyve_policy::{AuditEvent, AuditLog, Manifest, PluginId, PluginKind};
+use hyyve_registry::marketplace::{SearchQuery, today};
+use hyyve_registry::package::{Package, PackageSignature, SignerRole};
+use hyyve_registry::signing::{KeyPair, PublicKeyFile, key_addition_message};
+use hyyve_registry::storage::Blobs;
+use hyyve_registry::{
+    DEFAULT_MAX_PACKAGE_BYTES, KeyAuthorization, OwnerKind, Registry, RegistryConfig,
+    RegistryError, VersionRecord,
+};
+use hyyve_runtime::Runtime;
+
+use crate::install::Installer;
+
+/// Opens the registry of a data directory.
+pub async fn open(data_dir: &Path, runtime: Arc<Runtime>) -> anyhow::Result<Registry> {
+    let database_url = std::env::var("HYYVE_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| format!("sqlite://{}", data_dir.join("registry.db").display()));
+    std::fs::create_dir_all(data_dir)?;
+    let blobs = match std::env::var("HYYVE_BLOB_URL") {
+        Ok(url) => Blobs::from_url(&url)?,
+        Err(_) => Blobs::local(&data_dir.join("blobs"))?,
+    };
+    let max_package_bytes = std::env::var("HYYVE_MAX_PACKAGE_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_MAX_PACKAGE_BYTES);
+    Ok(Registry::open(
+        RegistryConfig {
+            database_url,
+            blobs,
+            max_package_bytes,
+        },
+        runtime,
+    )
+    .await?)
+}
+
+/// A registry error with its code first, so scripts can match on it.
+pub fn coded(e: RegistryError) -> anyhow::Error {
+    anyhow::anyhow!("[{}] {e}", e.code())
+}
+
+/// `hyyve keys`.
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Make an ed25519 key pair: `<dir>/<owner>.key` (0600) and `<dir>/<owner>.pub`.
+    New {
+        /// The publisher or organization the key signs for.
+        owner: String,
+        /// Where to write the files (default `<data>/keys`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Sign the addition of a new key with a current one (key rotation).
+    Endorse {
+        /// The current key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The new key's `.pub` file.
+        new: PathBuf,
+    },
+}
+
+/// `hyyve registry`.
+#[derive(Subcommand)]
+pub enum RegistryCommand {
+    /// Search listings.
+    Search {
+        /// Words to find in id, title, description, categories.
+        #[arg(default_value = "")]
+        text: String,
+        /// Only this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only this category.
+        #[arg(long)]
+        category: Option<String>,
+        /// Only this publisher.
+        #[arg(long)]
+        publisher: Option<String>,
+        /// Page (1-based).
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+        /// Listings per page (at most 100).
+        #[arg(long, default_value_t = 20)]
+        per_page: u32,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a listing with its versions.
+    Show {
+        /// `namespace:name`.
+        plugin: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Yank a version: no new installs; pinned installs keep working.
+    Yank {
+        /// `namespace:name@version`.
+        reference: String,
+        /// Why (shown to anyone resolving to it).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Register a publisher (creator account) with its first public key (admin).
+    AddPublisher {
+        /// The publisher's `.pub` file (its owner names the account).
+        key: PathBuf,
+    },
+    /// Register an organization with its first public key (admin).
+    AddOrganization {
+        /// The organization's `.pub` file.
+        key: PathBuf,
+    },
+    /// Add a key to an account: endorsed by a current key (`hyyve keys endorse`), or as
+    /// an admin when no endorsement is given.
+    AddKey {
+        /// The new `.pub` file.
+        key: PathBuf,
+        /// The account is an organization, not a publisher.
+        #[arg(long)]
+        organization: bool,
+        /// Endorsement printed by `hyyve keys endorse`: `<key id> <signature>`.
+        #[arg(long, num_args = 2, value_names = ["KEY_ID", "SIGNATURE"])]
+        endorsed_by: Option<Vec<String>>,
+    },
+    /// Revoke a key.
+    RevokeKey {
+        /// `ed25519:…`.
+        key_id: String,
+    },
+    /// Give a namespace to a publisher (admin).
+    AssignNamespace {
+        /// The namespace.
+        namespace: String,
+        /// The publisher.
+        publisher: String,
+    },
+    /// Compute a creator's payout for a month from metered usage.
+    Payout {
+        /// The publisher.
+        publisher: String,
+        /// `YYYY-MM`.
+        period: String,
+    },
+}
+
+/// `hyyve vet`.
+#[derive(Subcommand)]
+pub enum VetCommand {
+    /// The organization's review queue: capabilities asked for and the change from the
+    /// last approved version.
+    List {
+        /// Include decided requests.
+        #[arg(long)]
+        all: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a request (with `--key`, co-sign the version with an organization key).
+    Approve {
+        /// Request id.
+        id: i64,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Organization key file to co-sign with.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Reject a request.
+    Reject {
+        /// Request id.
+        id: i64,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// Makes a key pair.
+pub fn keys(data_dir: &Path, command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::New { owner, dir } => {
+            hyyve_policy::check_name(&owner).map_err(anyhow::Error::msg)?;
+            let dir = dir.unwrap_or_else(|| data_dir.join("keys"));
+            let key = KeyPair::generate(&owner)?;
+            let (secret, public) = key.save(&dir)?;
+            println!("key id {}", key.public().id());
+            println!("secret {} (keep it private)", secret.display());
+            println!("public {}", public.display());
+        }
+        KeysCommand::Endorse { key, new } => {
+            let key = KeyPair::load(&key)?;
+            let new = PublicKeyFile::load(&new)?;
+            let signature = key.sign(&key_addition_message(&new.owner, &new.key_id));
+            println!("{} {signature}", key.public().id());
+        }
+    }
+    Ok(())
+}
+
+/// `hyyve plugin package`: the manifest of `dir`, its component (built unless given)
+/// and listing files, into one package file.
+pub fn package(
+    dir: &Path,
+    component: Option<&Path>,
+    output: Option<PathBuf>,
+) -> anyhow::Result<PathBuf> {
+    let manifest_path = dir.join("hyyve.toml");
+    let manifest_text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let manifest =
+        Manifest::parse(&manifest_text).with_context(|| manifest_path.display().to_string())?;
+    let component_path = match component {
+        Some(path) => path.to_owned(),
+        None => crate::build::build_crate(&dir.canonicalize()?, None)?,
+    };
+    let component = std::fs::read(&component_path)
+        .with_context(|| format!("reading {}", component_path.display()))?;
+    let read_beside = |name: &Option<String>| -> anyhow::Result<Option<(String, Vec<u8>)>> {
+        name.as_ref()
+            .map(|n| {
+                std::fs::read(dir.join(n))
+                    .map(|b| (n.clone(), b))
+                    .with_context(|| format!("reading listing file {n}"))
+            })
+            .transpose()
+    };
+    let readme = read_beside(&manifest.listing.readme)?
+        .map(|(_, b)| String::from_utf8(b).context("the readme is not UTF-8"))
+        .transpose()?;
+    let icon = read_beside(&manifest.listing.icon)?.map(|(name, bytes)| {
+        let entry = if name.ends_with(".svg") {
+            "icon.svg"
+        } else {
+            "icon.png"
+        };
+        (entry.to_owned(), bytes)
+    });
+    let package = Package::new(&manifest, manifest_text, component, readme, icon)?;
+    let output = output.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "{}-{}-{}.hyyvepkg",
+            manifest.plugin.id.namespace, manifest.plugin.id.name, manifest.plugin.version
+        ))
+    });
+    std::fs::write(&output, package.to_bytes())
+        .with_context(|| format!("writing {}", output.display()))?;
+    Ok(output)
+}
+
+/// `hyyve plugin sign`: adds the publisher's signature (the key's owner must be the
+/// manifest's publisher).
+pub fn sign(package_path: &Path, key_path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(package_path)
+        .with_context(|| format!("reading {}", package_path.display()))?;
+    let mut package = Package::parse(&bytes)?;
+    package.verify_digests()?;
+    let manifest = Manifest::parse(&package.manifest_text)?;
+    let key = KeyPair::load(key_path)?;
+    if key.owner != manifest.plugin.publisher {
+        anyhow::bail!(
+            "key belongs to `{}`, the package's publisher is `{}`",
+            key.owner,
+            manifest.plugin.publisher
+        );
+    }
+    let key_id = key.public().id();
+    package.signatures.retain(|s| s.key_id != key_id);
+    package.signatures.push(PackageSignature {
+        role: SignerRole::Publisher,
+        signer: key.owner.clone(),
+        key_id: key_id.clone(),
+        signature: key.sign(&package.signed_message()),
+    });
+    std::fs::write(package_path, package.to_bytes())?;
+    Ok(key_id)
+}
+
+/// Resolves `namespace:name@range` (no range: `*`), checks the organization's vetting
+/// rule, and installs the version pinned by digest. `Ok(None)`: waiting for review.
+pub async fn install(
+    registry: &Registry,
+    runtime: &Runtime,
+    installer: &Installer,
+    audit: &AuditLog,
+    workspace: &str,
+    actor: &str,
+    reference: &str,
+) -> anyhow::Result<Option<VersionRecord>> {
+    let (id, range) = reference.split_once('@').unwrap_or((reference, "*"));
+    let plugin_id: PluginId = id.parse().map_err(anyhow::Error::msg)?;
+    let version = registry
+        .resolve(&plugin_id.to_string(), range)
+        .await
+        .map_err(coded)?;
+    let manifest = version.manifest().map_err(coded)?;
+    let org = installer.org();
+    if org.require_vetting
+        && !org.trusted_publishers.contains(&manifest.plugin.publisher)
+        && !registry
+            .is_vetted(&org.name, &version)
+            .await
+            .map_err(coded)?
+    {
+        let request = registry
+            .request_vetting(&org.name, workspace, &version, actor)
+            .await
+            .map_err(coded)?;
+        audit.append(AuditEvent {
+            actor: actor.to_owned(),
+            action: "vetting.request".into(),
+            subject: format!("organization/{}/vetting/{}", org.name, request.id),
+            detail: serde_json::to_value(&request)?,
+        })?;
+        if request.status != hyyve_registry::vetting::VettingStatus::Approved {
+            return Ok(None);
+        }
+    }
+    if manifest.plugin.kind != PluginKind::Node {
+        anyhow::bail!(
+            "{} is a {:?} plugin; workflows install node plugins only (for now)",
+            version.reference(),
+            manifest.plugin.kind
+        );
+    }
+    let component = registry
+        .component(&version.component_digest)
+        .await
+        .map_err(coded)?;
+    let plugin = Arc::new(runtime.load_node_plugin(&component).await?);
+    installer.install(
+        &plugin_id.to_string(),
+        plugin,
+        &manifest,
+        &version.manifest_text,
+    )?;
+    Ok(Some(version))
+}
+
+/// Marketplace and account commands.
+pub async fn registry_command(
+    registry: &Registry,
+    audit: &AuditLog,
+    actor: &str,
+    command: RegistryCommand,
+) -> anyhow::Result<()> {
+    match command {
+        RegistryCommand::Search {
+            text,
+            kind,
+            category,
+            publisher,
+            page,
+            per_page,
+            json,
+        } => {
+            let kind = kind
+                .map(|k| {
+                    serde_json::from_value::<PluginKind>(serde_json::Value::String(k.clone()))
+                        .map_err(|_| anyhow::anyhow!("kind `{k}`: use node, provider or channel"))
+                })
+                .transpose()?;
+            let results = registry
+                .search(&SearchQuery {
+                    text,
+                    kind,
+                    category,
+                    publisher,
+                    page,
+                    per_page,
+                })
+                .await
+                .map_err(coded)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            } else {
+                for l in &results.listings {
+                    println!(
+                        "{:<32} {:<8} {:<10} {:<12} {}",
+                        l.id, l.latest_version, l.kind, l.publisher, l.title
+                    );
+                }
+                println!(
+                    "page {} of {} listings ({} per page)",
+                    results.page, results.total, results.per_page
+                );
+            }
+        }
+        RegistryCommand::Show { plugin, json } => {
+            let detail = registry.show(&plugin).await.map_err(coded)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&detail)?);
+            } else {
+                let l = &detail.listing;
+                println!("{} — {}\n{}", l.id, l.title, l.description);
+                println!(
+                    "kind {}, publisher {}, pricing {:?}",
+                    l.kind, l.publisher, l.pricing
+                );
+                for v in &detail.versions {
+                    let yanked = match (&v.yanked_at, &v.yank_reason) {
+                        (Some(_), reason) => {
+                            format!(" yanked ({})", reason.clone().unwrap_or_default())
+                        }
+                        _ => String::new(),
+                    };
+                    println!("  {} {}{yanked}", v.version, v.component_digest);
+                }
+            }
+        }
+        RegistryCommand::Yank { reference, reason } => {
+            let (id, version) = reference
+                .split_once('@')
+                .context("give namespace:name@version")?;
+            let version: semver::Version = version.parse()?;
+            registry.yank(id, &version, &reason).await.map_err(coded)?;
+            audit.append(AuditEvent {
+                actor: actor.to_owned(),
+                action: "registry.yank".into(),
+                subject: format!("plugin/{id}@{version}"),
+                detail: serde_json::json!({ "reason": reason }),
+            })?;
+            println!("yanked {id}@{version}");
+        }
+        RegistryCommand::AddPublisher { key } => {
+            let key = PublicKeyFile::load(&key)?;
+            registry
+                .add_publisher(&key.owner, &key, actor)
+                .await
+                .map_err(coded)?;
+            audit_account(audit, actor, "registry.publisher_add", &key)?;
+            println!("publisher {} registered with key {}", key.owner, key.key_id);
+        }
+        RegistryCommand::AddOrganization { key } => {
+            let key = PublicKeyFile::load(&key)?;
+            registry
+                .add_organization(&key.owner, &key, actor)
+                .await
+                .map_err(coded)?;
+            audit_account(audit, actor, "registry.organization_add", &key)?;
+            println!(
+                "organization {} registered with key {}",
+                key.owner, key.key_id
+            );
+        }
+        RegistryCommand::AddKey {
+            key,
+            organization,
+            endorsed_by,
+        } => {
+            let key = PublicKeyFile::load(&key)?;
+            let kind = if organization {
+                OwnerKind::Organization
+            } else {
+                OwnerKind::Publisher
+            };
+            let authorization = match endorsed_by.as_deref() {
+                Some([key_id, signature]) => KeyAuthorization::SignedBy {
+                    key_id: key_id.clone(),
+                    signature: signature.clone(),
+                },
+                _ => KeyAuthorization::Admin(actor.to_owned()),
+            };
+            registry
+                .add_key(kind, &key, authorization)
+                .await
+                .map_err(coded)?;
+            audit_account(audit, actor, "registry.key_add", &key)?;
+            println!("key {} added to {}", key.key_id, key.owner);
+        }
+        RegistryCommand::RevokeKey { key_id } => {
+            registry.revoke_key(&key_id).await.map_err(coded)?;
+            audit.append(AuditEvent {
+                actor: actor.to_owned(),
+                action: "registry.key_revoke".into(),
+                subject: format!("key/{key_id}"),
+                detail: serde_json::Value::Null,
+            })?;
+            println!("revoked {key_id}");
+        }
+        RegistryCommand::AssignNamespace {
+            namespace,
+            publisher,
+        } => {
+            registry
+                .assign_namespace(&namespace, &publisher)
+                .await
+                .map_err(coded)?;
+            audit.append(AuditEvent {
+                actor: actor.to_owned(),
+                action: "registry.namespace_assign".into(),
+                subject: format!("namespace/{namespace}"),
+                detail: serde_json::json!({ "publisher": publisher }),
+            })?;
+            println!("namespace {namespace} belongs to {publisher}");
+        }
+        RegistryCommand::Payout { publisher, period } => {
+            let payout = registry
+                .compute_payout(&publisher, &period)
+                .await
+                .map_err(coded)?;
+            println!("{}", serde_json::to_string_pretty(&payout)?);
+        }
+    }
+    Ok(())
+}
+
+fn audit_account(
+    audit: &AuditLog,
+    actor: &str,
+    action: &str,
+    key: &PublicKeyFile,
+) -> anyhow::Result<()> {
+    audit.append(AuditEvent {
+        actor: actor.to_owned(),
+        action: action.into(),
+        subject: format!("account/{}", key.owner),
+        detail: serde_json::json!({ "key_id": key.key_id }),
+    })?;
+    Ok(())
+}
+
+/// The vetting queue of the organization named in `org.toml`.
+pub async fn vet_command(
+    registry: &Registry,
+    audit: &AuditLog,
+    organization: &str,
+    actor: &str,
+    command: VetCommand,
+) -> anyhow::Result<()> {
+    match command {
+        VetCommand::List { all, json } => {
+            let queue = registry
+                .vetting_queue(organization, all)
+                .await
+                .map_err(coded)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&queue)?);
+                return Ok(());
+            }
+            for r in &queue {
+                println!(
+                    "#{} {}@{} for workspace {} ({:?}) requested by {}",
+                    r.id, r.plugin, r.version, r.workspace, r.status, r.requested_by
+                );
+                for (item, amount) in &r.capabilities {
+                    println!("    asks {item} {amount}");
+                }
+                if let Some(base) = &r.base_version {
+                    println!("    since approved {base}:");
+                    for a in &r.diff.added {
+                        println!("      + {a}");
+                    }
+                    for (item, was, now) in &r.diff.increased {
+                        println!("      ↑ {item} {was} → {now}");
+                    }
+                    for item in &r.diff.removed {
+                        println!("      - {item}");
+                    }
+                }
+            }
+        }
+        VetCommand::Approve { id, reason, key } => {
+            let key = key.map(|k| KeyPair::load(&k)).transpose()?;
+            let request = registry
+                .approve(organization, id, actor, &reason, key.as_ref())
+                .await
+                .map_err(coded)?;
+            audit.append(AuditEvent {
+                actor: actor.to_owned(),
+                action: "vetting.approve".into(),
+                subject: format!("organization/{organization}/vetting/{id}"),
+                detail: serde_json::json!({
+                    "plugin": request.plugin, "version": request.version,
+                    "reason": reason, "cosigned": key.is_some(),
+                }),
+            })?;
+            println!("approved #{id} {}@{}", request.plugin, request.version);
+        }
+        VetCommand::Reject { id, reason } => {
+            let request = registry
+                .reject(organization, id, actor, &reason)
+                .await
+                .map_err(coded)?;
+            audit.append(AuditEvent {
+                actor: actor.to_owned(),
+                action: "vetting.reject".into(),
+                subject: format!("organization/{organization}/vetting/{id}"),
+                detail: serde_json::json!({
+                    "plugin": request.plugin, "version": request.version, "reason": reason,
+                }),
+            })?;
+            println!("rejected #{id} {}@{}", request.plugin, request.version);
+        }
+    }
+    Ok(())
+}
+
+/// Counts one day's invocations of registry plugins toward their creators' payouts.
+pub async fn record_usage(
+    registry: &Registry,
+    workspace: &str,
+    invocations: &std::collections::HashMap<String, i64>,
+) -> anyhow::Result<()> {
+    let day = today();
+    for (plugin, count) in invocations {
+        registry
+            .record_usage(plugin, workspace, &day, *count)
+            .await
+            .map_err(coded)?;
+    }
+    Ok(())
+}
+
+/// Whether a workflow's plugin reference names a registry package (`namespace:name`,
+/// not a first-party `hyyve:` plugin or a `.wasm` file).
+pub fn is_registry_reference(reference: &str) -> bool {
+    !reference.starts_with("hyyve:")
+        && !reference.ends_with(".wasm")
+        && reference.parse::<PluginId>().is_ok()
+}
+
+/// The component a workspace's install of `id` is pinned to, with its manifest. A yanked
+/// version keeps working here: only new installs avoid it.
+pub async fn load_installed(
+    registry: &Registry,
+    runtime: &Runtime,
+    installer: &Installer,
+    reference: &str,
+) -> anyhow::Result<crate::resolve::Resolved> {
+    let id: PluginId = reference.parse().map_err(anyhow::Error::msg)?;
+    let digest = installer.pinned_digest(&id).with_context(|| {
+        format!("plugin `{reference}` is not installed in this workspace (hyyve install {reference}@<range>)")
+    })?;
+    let digest = format!("sha256:{digest}");
+    let version = registry
+        .version_by_digest(reference, &digest)
+        .await
+        .map_err(coded)?;
+    let component = registry.component(&digest).await.map_err(coded)?;
+    Ok(crate::resolve::Resolved {
+        plugin: Arc::new(runtime.load_node_plugin(&component).await?),
+        manifest: version.manifest().map_err(coded)?,
+        manifest_text: version.manifest_text,
+    })
+}

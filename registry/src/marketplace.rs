@@ -299,7 +299,7 @@ impl Registry {
             format!("WHERE {}", clauses.join(" AND "))
         };
         // Only placeholders are interpolated; every user value is bound.
-        let count_sql = format!("SELECT COUNT(*) AS n FROM listings {filter}");
+        let count_sql = format!("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM listings {filter}");
         let mut count = sqlx::query(sqlx::AssertSqlSafe(count_sql));
         for b in &binds {
             count = count.bind(b.clone());
@@ -386,8 +386,8 @@ impl Registry {
         }
         let rows = sqlx::query(
             "SELECT l.plugin_id AS plugin_id, l.pricing AS pricing, \
-             COALESCE(SUM(u.invocations), 0) AS invocations, \
-             COUNT(DISTINCT u.workspace) AS workspaces \
+             CAST(COALESCE(SUM(u.invocations), 0) AS BIGINT) AS invocations, \
+             CAST(COUNT(DISTINCT u.workspace) AS BIGINT) AS workspaces \
              FROM listings l JOIN usage_daily u ON u.plugin_id = l.plugin_id \
              WHERE l.publisher = $1 AND u.day LIKE $2 \
              GROUP BY l.plugin_id, l.pricing ORDER BY l.plugin_id",
@@ -420,7 +420,7 @@ impl Registry {
             });
         }
         let lifetime_before: i64 = sqlx::query(
-            "SELECT COALESCE(SUM(gross_micros), 0) AS total FROM payouts \
+            "SELECT CAST(COALESCE(SUM(gross_micros), 0) AS BIGINT) AS total FROM payouts \
              WHERE publisher = $1 AND period < $2",
         )
         .bind(publisher)

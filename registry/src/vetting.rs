@@ -198,11 +198,12 @@ impl Registry {
     ) -> Result<VettingRequest, RegistryError> {
         let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {REQUEST_COLUMNS} FROM vetting_requests WHERE organization = $1 \
-             AND plugin_id = $2 AND component_digest = $3 AND status <> 'rejected' \
-             ORDER BY status, id DESC"
+             AND plugin_id = $2 AND version = $3 AND component_digest = $4 \
+             AND status <> 'rejected' ORDER BY status, id DESC"
         )))
         .bind(organization)
         .bind(&version.id)
+        .bind(version.version.to_string())
         .bind(&version.component_digest)
         .fetch_all(&self.db)
         .await?;
@@ -419,8 +420,8 @@ impl Registry {
         Ok(())
     }
 
-    /// Whether `organization` vetted exactly this version: an approved request for its
-    /// digest, or a valid co-signature by one of the organization's keys.
+    /// Whether `organization` vetted exactly this version: an approved request for it
+    /// (version and digest: the same bytes under a new manifest are a new review), or a valid co-signature by one of the organization's keys.
     pub async fn is_vetted(
         &self,
         organization: &str,
@@ -428,10 +429,11 @@ impl Registry {
     ) -> Result<bool, RegistryError> {
         let approved = sqlx::query(
             "SELECT id FROM vetting_requests WHERE organization = $1 AND plugin_id = $2 \
-             AND component_digest = $3 AND status = 'approved' LIMIT 1",
+             AND version = $3 AND component_digest = $4 AND status = 'approved' LIMIT 1",
         )
         .bind(organization)
         .bind(&version.id)
+        .bind(version.version.to_string())
         .bind(&version.component_digest)
         .fetch_optional(&self.db)
         .await?;

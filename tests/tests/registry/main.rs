@@ -1,0 +1,157 @@
+//! The registry against real storage: SQLite files and the PostgreSQL server of
+//! `DATABASE_URL`, local blob folders, components built from source.
+
+mod bad_input;
+mod flows;
+
+use hyyve_policy::Manifest;
+use hyyve_registry::package::{Package, PackageSignature, SignerRole};
+use hyyve_registry::signing::KeyPair;
+use hyyve_registry::storage::Blobs;
+use hyyve_registry::{Registry, RegistryConfig, RegistryError};
+use hyyve_tests::{guest_bytes, runtime};
+
+/// Where a test registry keeps its metadata.
+#[derive(Clone, Copy, Debug)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A registry with publisher `acme` (owning namespace `acme`), publisher `mallory` and
+/// organization `bigcorp` registered.
+pub struct Fixture {
+    pub registry: Registry,
+    pub acme: KeyPair,
+    pub mallory: KeyPair,
+    pub bigcorp: KeyPair,
+    _dir: tempfile::TempDir,
+}
+
+/// A fresh PostgreSQL schema on the server of `DATABASE_URL` (default: the local test
+/// server), so tests never see each other's rows.
+async fn postgres_url() -> String {
+    let base = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    assert!(
+        base.starts_with("postgres"),
+        "DATABASE_URL must name a PostgreSQL server, got {base}"
+    );
+    let schema = format!("registry_test_{}", hex_nanos());
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {base}: {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&pool)
+        .await
+        .expect("create schema");
+    pool.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options=-c%20search_path%3D{schema}")
+}
+
+fn hex_nanos() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{nanos:x}{:x}", std::process::id())
+}
+
+impl Fixture {
+    pub async fn new(db: Db) -> Self {
+        Self::with_limit(db, hyyve_registry::DEFAULT_MAX_PACKAGE_BYTES).await
+    }
+
+    pub async fn with_limit(db: Db, max_package_bytes: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = match db {
+            Db::Sqlite => format!("sqlite://{}", dir.path().join("registry.db").display()),
+            Db::Postgres => postgres_url().await,
+        };
+        let registry = Registry::open(
+            RegistryConfig {
+                database_url,
+                blobs: Blobs::local(&dir.path().join("blobs")).unwrap(),
+                max_package_bytes,
+            },
+            runtime(),
+        )
+        .await
+        .expect("registry opens");
+        let acme = KeyPair::generate("acme").unwrap();
+        let mallory = KeyPair::generate("mallory").unwrap();
+        let bigcorp = KeyPair::generate("bigcorp").unwrap();
+        registry
+            .add_publisher("acme", &acme.public_file(), "test-admin")
+            .await
+            .unwrap();
+        registry
+            .add_publisher("mallory", &mallory.public_file(), "test-admin")
+            .await
+            .unwrap();
+        registry
+            .add_organization("bigcorp", &bigcorp.public_file(), "test-admin")
+            .await
+            .unwrap();
+        Self {
+            registry,
+            acme,
+            mallory,
+            bigcorp,
+            _dir: dir,
+        }
+    }
+
+    /// Rows and blobs stored, to show a rejected publish left nothing.
+    pub async fn stored(&self) -> (usize, usize) {
+        let page = self.registry.search(&Default::default()).await.unwrap();
+        let mut versions = 0;
+        for l in &page.listings {
+            versions += self.registry.versions(&l.id).await.unwrap().len();
+        }
+        (versions, self.registry.blobs().count().await.unwrap())
+    }
+}
+
+/// A node manifest for `id@version` with extra TOML appended (capabilities, listing).
+pub fn manifest(id: &str, version: &str, publisher: &str, extra: &str) -> String {
+    format!(
+        "[plugin]\nid = \"{id}\"\nversion = \"{version}\"\nkind = \"node\"\n\
+         publisher = \"{publisher}\"\ndescription = \"Text nodes for {id}\"\n\
+         categories = [\"text\"]\n{extra}"
+    )
+}
+
+/// The text plugin packaged under `manifest_text`, unsigned.
+pub fn package(manifest_text: &str, component: Vec<u8>) -> Package {
+    let manifest = Manifest::parse(manifest_text).expect("test manifest parses");
+    Package::new(&manifest, manifest_text.to_owned(), component, None, None).unwrap()
+}
+
+/// Adds a publisher signature by `key`.
+pub fn sign(package: &mut Package, key: &KeyPair) {
+    package.signatures.push(PackageSignature {
+        role: SignerRole::Publisher,
+        signer: key.owner.clone(),
+        key_id: key.public().id(),
+        signature: key.sign(&package.signed_message()),
+    });
+}
+
+/// A signed package of the text plugin as `id@version`.
+pub fn signed(id: &str, version: &str, key: &KeyPair, extra: &str) -> Vec<u8> {
+    let text = manifest(id, version, &key.owner, extra);
+    let mut p = package(&text, guest_bytes("hyyve-plugin-text"));
+    sign(&mut p, key);
+    p.to_bytes()
+}
+
+/// The error code of a failed operation.
+pub fn code<T: std::fmt::Debug>(result: Result<T, RegistryError>) -> &'static str {
+    match result {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.code(),
+    }
+}

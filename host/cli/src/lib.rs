@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_capabilities;
+pub mod bench_registry;
 pub mod build;
 pub mod install;
 pub mod registry_cli;

@@ -99,6 +99,15 @@ enum Command {
         /// Run only the capability-policy benchmarks (calls per figure: --iterations / 10).
         #[arg(long)]
         capabilities: bool,
+        /// Run only the registry benchmarks (publish-to-installable, search).
+        #[arg(long)]
+        registry: bool,
+        /// Listings published for the search benchmark.
+        #[arg(long, default_value_t = 10_000)]
+        listings: usize,
+        /// Registry database for --registry (default: a fresh SQLite file).
+        #[arg(long)]
+        database_url: Option<String>,
     },
 }
 
@@ -512,8 +521,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench {
             iterations,
             capabilities,
+            registry,
+            listings,
+            database_url,
         } => {
             let repo = build::repo_root();
+            if registry {
+                print!(
+                    "{}",
+                    hyyve::bench_registry::run(&repo, database_url, listings).await?
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             if !capabilities {
                 print!("{}", hyyve::bench::run_all(&repo, iterations).await?);
             }

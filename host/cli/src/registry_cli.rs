@@ -324,12 +324,13 @@ pub async fn install(
             .request_vetting(&org.name, workspace, &version, actor)
             .await
             .map_err(coded)?;
-        audit.append(AuditEvent {
-            actor: actor.to_owned(),
-            action: "vetting.request".into(),
-            subject: format!("organization/{}/vetting/{}", org.name, request.id),
-            detail: serde_json::to_value(&request)?,
-        })?;
+        record(
+            audit,
+            actor,
+            "vetting.request",
+            format!("organization/{}/vetting/{}", org.name, request.id),
+            serde_json::to_value(&request)?,
+        )?;
         if request.status != hyyve_registry::vetting::VettingStatus::Approved {
             return Ok(None);
         }
@@ -432,12 +433,13 @@ pub async fn registry_command(
                 .context("give namespace:name@version")?;
             let version: semver::Version = version.parse()?;
             registry.yank(id, &version, &reason).await.map_err(coded)?;
-            audit.append(AuditEvent {
-                actor: actor.to_owned(),
-                action: "registry.yank".into(),
-                subject: format!("plugin/{id}@{version}"),
-                detail: serde_json::json!({ "reason": reason }),
-            })?;
+            record(
+                audit,
+                actor,
+                "registry.yank",
+                format!("plugin/{id}@{version}"),
+                serde_json::json!({ "reason": reason }),
+            )?;
             println!("yanked {id}@{version}");
         }
         RegistryCommand::AddPublisher { key } => {
@@ -488,12 +490,13 @@ pub async fn registry_command(
         }
         RegistryCommand::RevokeKey { key_id } => {
             registry.revoke_key(&key_id).await.map_err(coded)?;
-            audit.append(AuditEvent {
-                actor: actor.to_owned(),
-                action: "registry.key_revoke".into(),
-                subject: format!("key/{key_id}"),
-                detail: serde_json::Value::Null,
-            })?;
+            record(
+                audit,
+                actor,
+                "registry.key_revoke",
+                format!("key/{key_id}"),
+                serde_json::Value::Null,
+            )?;
             println!("revoked {key_id}");
         }
         RegistryCommand::AssignNamespace {
@@ -504,12 +507,13 @@ pub async fn registry_command(
                 .assign_namespace(&namespace, &publisher)
                 .await
                 .map_err(coded)?;
-            audit.append(AuditEvent {
-                actor: actor.to_owned(),
-                action: "registry.namespace_assign".into(),
-                subject: format!("namespace/{namespace}"),
-                detail: serde_json::json!({ "publisher": publisher }),
-            })?;
+            record(
+                audit,
+                actor,
+                "registry.namespace_assign",
+                format!("namespace/{namespace}"),
+                serde_json::json!({ "publisher": publisher }),
+            )?;
             println!("namespace {namespace} belongs to {publisher}");
         }
         RegistryCommand::Payout { publisher, period } => {
@@ -523,19 +527,36 @@ pub async fn registry_command(
     Ok(())
 }
 
+/// One audit entry.
+fn record(
+    audit: &AuditLog,
+    actor: &str,
+    action: &str,
+    subject: String,
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
+    audit.append(AuditEvent {
+        actor: actor.to_owned(),
+        action: action.into(),
+        subject,
+        detail,
+    })?;
+    Ok(())
+}
+
 fn audit_account(
     audit: &AuditLog,
     actor: &str,
     action: &str,
     key: &PublicKeyFile,
 ) -> anyhow::Result<()> {
-    audit.append(AuditEvent {
-        actor: actor.to_owned(),
-        action: action.into(),
-        subject: format!("account/{}", key.owner),
-        detail: serde_json::json!({ "key_id": key.key_id }),
-    })?;
-    Ok(())
+    record(
+        audit,
+        actor,
+        action,
+        format!("account/{}", key.owner),
+        serde_json::json!({ "key_id": key.key_id }),
+    )
 }
 
 /// The vetting queue of the organization named in `org.toml`.
@@ -584,15 +605,16 @@ pub async fn vet_command(
                 .approve(organization, id, actor, &reason, key.as_ref())
                 .await
                 .map_err(coded)?;
-            audit.append(AuditEvent {
-                actor: actor.to_owned(),
-                action: "vetting.approve".into(),
-                subject: format!("organization/{organization}/vetting/{id}"),
-                detail: serde_json::json!({
+            record(
+                audit,
+                actor,
+                "vetting.approve",
+                format!("organization/{organization}/vetting/{id}"),
+                serde_json::json!({
                     "plugin": request.plugin, "version": request.version,
                     "reason": reason, "cosigned": key.is_some(),
                 }),
-            })?;
+            )?;
             println!("approved #{id} {}@{}", request.plugin, request.version);
         }
         VetCommand::Reject { id, reason } => {
@@ -600,14 +622,15 @@ pub async fn vet_command(
                 .reject(organization, id, actor, &reason)
                 .await
                 .map_err(coded)?;
-            audit.append(AuditEvent {
-                actor: actor.to_owned(),
-                action: "vetting.reject".into(),
-                subject: format!("organization/{organization}/vetting/{id}"),
-                detail: serde_json::json!({
+            record(
+                audit,
+                actor,
+                "vetting.reject",
+                format!("organization/{organization}/vetting/{id}"),
+                serde_json::json!({
                     "plugin": request.plugin, "version": request.version, "reason": reason,
                 }),
-            })?;
+            )?;
             println!("rejected #{id} {}@{}", request.plugin, request.version);
         }
     }

@@ -158,6 +158,11 @@ impl Registry {
         })
     }
 
+    /// The database, shared with the server's tables (one migration sequence).
+    pub fn database(&self) -> &AnyPool {
+        &self.db
+    }
+
     /// The blob store.
     pub fn blobs(&self) -> &Blobs {
         &self.blobs

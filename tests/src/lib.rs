@@ -1,6 +1,8 @@
 //! Test support: builds the first-party plugins and the test guests from source (once per
 //! test process) and loads them into one shared runtime.
 
+pub mod databases;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};

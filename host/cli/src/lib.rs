@@ -9,3 +9,4 @@ pub mod install;
 pub mod registry_cli;
 pub mod report;
 pub mod resolve;
+pub mod serve_cli;

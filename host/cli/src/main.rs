@@ -11,6 +11,7 @@ use hyyve::install::{Installer, PolicyFiles};
 use hyyve::registry_cli::{self, KeysCommand, RegistryCommand, VetCommand};
 use hyyve::report;
 use hyyve::resolve::Resolver;
+use hyyve::serve_cli::{self, AdminCommand};
 use hyyve_policy::{AuditEvent, AuditLog, Manifest};
 use hyyve_runtime::{Runtime, RuntimeConfig};
 use hyyve_secrets::{FileSecretStore, SecretKey, SecretStore, SecretValue};
@@ -91,6 +92,16 @@ enum Command {
     /// The organization's review queue for third-party packages.
     #[command(subcommand)]
     Vet(VetCommand),
+    /// Serve the multi-tenant HTTP API (a fresh database gets a default workspace and
+    /// prints its owner key).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080", env = "HYYVE_LISTEN")]
+        listen: std::net::SocketAddr,
+    },
+    /// Tenancy administration: bootstrap an organization, print the permission matrix.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Run the benchmarks of BENCHMARKS.md (build with --release).
     Bench {
         /// Calls measured for the instance benchmark.
@@ -518,6 +529,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve { listen } => {
+            serve_cli::serve(&cli.data_dir, runtime(&cli.data_dir)?, listen).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin(command) => {
+            serve_cli::admin(&cli.data_dir, runtime(&cli.data_dir)?, command).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench {
             iterations,
             capabilities,
@@ -527,10 +546,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let repo = build::repo_root();
             if registry {
-                print!(
-                    "{}",
-                    hyyve::bench_registry::run(&repo, database_url, listings).await?
-                );
+                hyyve::bench_registry::run(&repo, database_url, listings).await?;
                 return Ok(ExitCode::SUCCESS);
             }
             if !capabilities {

@@ -9,14 +9,8 @@ use hyyve_registry::package::{Package, PackageSignature, SignerRole};
 use hyyve_registry::signing::KeyPair;
 use hyyve_registry::storage::Blobs;
 use hyyve_registry::{Registry, RegistryConfig, RegistryError};
+pub use hyyve_tests::databases::Db;
 use hyyve_tests::{guest_bytes, runtime};
-
-/// Where a test registry keeps its metadata.
-#[derive(Clone, Copy, Debug)]
-pub enum Db {
-    Sqlite,
-    Postgres,
-}
 
 /// A registry with publisher `acme` (owning namespace `acme`), publisher `mallory` and
 /// organization `bigcorp` registered.
@@ -28,37 +22,6 @@ pub struct Fixture {
     _dir: tempfile::TempDir,
 }
 
-/// A fresh PostgreSQL schema on the server of `DATABASE_URL` (default: the local test
-/// server), so tests never see each other's rows.
-async fn postgres_url() -> String {
-    let base = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    assert!(
-        base.starts_with("postgres"),
-        "DATABASE_URL must name a PostgreSQL server, got {base}"
-    );
-    let schema = format!("registry_test_{}", hex_nanos());
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(&base)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {base}: {e}"));
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&pool)
-        .await
-        .expect("create schema");
-    pool.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{schema}")
-}
-
-fn hex_nanos() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{nanos:x}{:x}", std::process::id())
-}
-
 impl Fixture {
     pub async fn new(db: Db) -> Self {
         Self::with_limit(db, hyyve_registry::DEFAULT_MAX_PACKAGE_BYTES).await
@@ -66,10 +29,7 @@ impl Fixture {
 
     pub async fn with_limit(db: Db, max_package_bytes: u64) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = match db {
-            Db::Sqlite => format!("sqlite://{}", dir.path().join("registry.db").display()),
-            Db::Postgres => postgres_url().await,
-        };
+        let database_url = db.fresh_url(dir.path()).await;
         let registry = Registry::open(
             RegistryConfig {
                 database_url,

@@ -1,0 +1,107 @@
+//! `hyyve serve` and `hyyve admin`: the multi-tenant HTTP API over the data dir's
+//! registry database (SQLite by default, `DATABASE_URL` for PostgreSQL).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use clap::Subcommand;
+use hyyve_registry::DEFAULT_MAX_PACKAGE_BYTES;
+use hyyve_runtime::Runtime;
+use hyyve_server::tenancy::{Bootstrap, Plan};
+use hyyve_server::{AppState, roles};
+
+/// `hyyve admin`.
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Make an organization, its first workspace and owner, and print the owner's API key
+    /// (shown once).
+    Bootstrap {
+        /// Organization name (also its registry account for vetting).
+        #[arg(long, default_value = "default")]
+        org: String,
+        /// Workspace name.
+        #[arg(long, default_value = "default")]
+        workspace: String,
+        /// The first owner's name.
+        #[arg(long, default_value = "owner")]
+        owner: String,
+        /// free, pro, team or enterprise.
+        #[arg(long, default_value = "free")]
+        plan: String,
+    },
+    /// Print the permission matrix (docs/permissions.md).
+    Permissions,
+}
+
+async fn state(data_dir: &Path, runtime: Arc<Runtime>) -> anyhow::Result<AppState> {
+    let registry = crate::registry_cli::open(data_dir, runtime).await?;
+    let max_package_bytes = std::env::var("HYYVE_MAX_PACKAGE_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_MAX_PACKAGE_BYTES) as usize;
+    Ok(AppState::new(Arc::new(registry), max_package_bytes))
+}
+
+fn print_key(made: &Bootstrap) {
+    println!("owner API key (shown once, keep it): {}", made.key.secret);
+}
+
+/// `hyyve admin …`.
+pub async fn admin(
+    data_dir: &Path,
+    runtime: Arc<Runtime>,
+    command: AdminCommand,
+) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::Bootstrap {
+            org,
+            workspace,
+            owner,
+            plan,
+        } => {
+            let plan: Plan = serde_json::from_value(serde_json::Value::String(plan.clone()))
+                .map_err(|_| anyhow::anyhow!("plan `{plan}`: free, pro, team or enterprise"))?;
+            let state = state(data_dir, runtime).await?;
+            let made = state
+                .tenancy
+                .bootstrap(&org, &workspace, &owner, plan)
+                .await?;
+            println!(
+                "organization {org} ({}), workspace {workspace} ({})",
+                made.org_id, made.workspace_id
+            );
+            print_key(&made);
+        }
+        AdminCommand::Permissions => print!("{}", roles::matrix_markdown()),
+    }
+    Ok(())
+}
+
+/// Serves until Ctrl-C. A fresh database gets a default organization and workspace, and
+/// its owner key is printed.
+pub async fn serve(
+    data_dir: &Path,
+    runtime: Arc<Runtime>,
+    listen: SocketAddr,
+) -> anyhow::Result<()> {
+    let state = state(data_dir, runtime).await?;
+    if state.tenancy.is_empty().await? {
+        let made = state
+            .tenancy
+            .bootstrap("default", "default", "owner", Plan::Free)
+            .await?;
+        println!("fresh database: organization `default`, workspace `default` created");
+        print_key(&made);
+    }
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    println!(
+        "hyyve API on http://{} (OpenAPI at /openapi.json)",
+        listener.local_addr()?
+    );
+    hyyve_server::serve(listener, state, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}

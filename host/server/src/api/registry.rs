@@ -1,0 +1,121 @@
+//! `/v1/registry`: the marketplace (search, show) and publishing signed packages.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use hyyve_policy::PluginKind;
+use hyyve_registry::marketplace::SearchQuery;
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::api::extract::QueryParams;
+use crate::error::{ApiError, ErrorBody};
+use crate::roles::Action;
+use crate::tenancy::{ListPage, PageMeta, Principal};
+
+/// Search filters.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SearchParams {
+    /// Words that must all appear in id, title, description or categories.
+    #[serde(default)]
+    pub q: String,
+    /// `node`, `provider` or `channel`.
+    #[param(value_type = Option<String>)]
+    pub kind: Option<PluginKind>,
+    /// One category.
+    pub category: Option<String>,
+    /// One publisher.
+    pub publisher: Option<String>,
+    /// 1-based page.
+    #[serde(default = "crate::tenancy::first_page")]
+    pub page: u32,
+    /// 1 to 100.
+    #[serde(default = "crate::tenancy::default_page_size")]
+    pub page_size: u32,
+}
+
+/// Searches marketplace listings.
+#[utoipa::path(get, path = "/v1/registry/listings", tag = "registry", params(SearchParams),
+    responses((status = 200, description = "`{data: [listing], meta}`", body = Object),
+        (status = 400, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn search(
+    State(state): State<AppState>,
+    principal: Principal,
+    QueryParams(params): QueryParams<SearchParams>,
+) -> Result<Json<ListPage<serde_json::Value>>, ApiError> {
+    principal.require(Action::Read)?;
+    let found = state
+        .registry
+        .search(&SearchQuery {
+            text: params.q,
+            kind: params.kind,
+            category: params.category,
+            publisher: params.publisher,
+            page: params.page,
+            per_page: params.page_size,
+        })
+        .await?;
+    let shown = (found.page as i64 - 1) * found.per_page as i64 + found.listings.len() as i64;
+    Ok(Json(ListPage {
+        data: found
+            .listings
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        meta: PageMeta {
+            total: found.total,
+            page: found.page,
+            page_size: found.per_page,
+            has_more: shown < found.total,
+        },
+    }))
+}
+
+/// A listing with its versions (yanked ones marked).
+#[utoipa::path(get, path = "/v1/registry/listings/{id}", tag = "registry",
+    params(("id" = String, Path, description = "`namespace:name`")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn show(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    principal.require(Action::Read)?;
+    let detail = state.registry.show(&id).await?;
+    serde_json::to_value(detail)
+        .map(Json)
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Publishes a signed package (the bytes of `hyyve plugin package` + `sign`). Every
+/// rejection is a 422 (409 for an existing version) with the registry's code.
+#[utoipa::path(post, path = "/v1/registry/packages", tag = "registry",
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, body = Object), (status = 409, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn publish(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    principal.require(Action::Publish)?;
+    let bytes = body.map_err(|r| match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(state.max_package_bytes),
+        _ => ApiError::BadRequest(r.body_text()),
+    })?;
+    let record = state.registry.publish(&bytes).await?;
+    tracing::info!(plugin = %record.reference(), by = %principal.key_id, "published");
+    let body = serde_json::json!({
+        "id": record.id,
+        "version": record.version.to_string(),
+        "componentDigest": record.component_digest,
+        "componentSize": record.component_size,
+    });
+    Ok((StatusCode::CREATED, Json(body)))
+}

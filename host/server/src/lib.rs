@@ -1,0 +1,110 @@
+//! `hyyve serve`: the multi-tenant HTTP API. Organizations → workspaces → projects,
+//! members and API keys with roles ([`roles`]); every request is authenticated by a key
+//! scoped to one workspace and sees nothing of any other. The registry and marketplace
+//! are served over REST; the OpenAPI document is generated from the handlers and served
+//! at `/openapi.json`.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod ids;
+pub mod roles;
+pub mod tenancy;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use hyyve_registry::Registry;
+
+pub use error::ApiError;
+pub use tenancy::Tenancy;
+
+/// Largest JSON body accepted (413 beyond).
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Organizations, workspaces, projects, members, keys.
+    pub tenancy: Tenancy,
+    /// Packages, listings, vetting.
+    pub registry: Arc<Registry>,
+    /// Largest package accepted by the publish route.
+    pub max_package_bytes: usize,
+}
+
+impl AppState {
+    /// Over an open registry, sharing its database.
+    pub fn new(registry: Arc<Registry>, max_package_bytes: usize) -> Self {
+        Self {
+            tenancy: Tenancy::new(registry.database().clone()),
+            registry,
+            max_package_bytes,
+        }
+    }
+}
+
+/// The application: routes, `/openapi.json`, request ids and tracing spans.
+pub fn app(state: AppState) -> Router {
+    let (router, openapi) = api::routes(state.max_package_bytes).split_for_parts();
+    let openapi = Arc::new(openapi);
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let openapi = openapi.clone();
+                async move { axum::Json(openapi.as_ref().clone()) }
+            }),
+        )
+        .layer(axum::middleware::from_fn(request_context))
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then finishes the requests
+/// in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Gives every request an id (the caller's `x-request-id` if it is short and plain),
+/// a tracing span carrying it, and echoes it in the response.
+async fn request_context(request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| ids::new_id("req"));
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path(),
+        workspace = tracing::field::Empty,
+    );
+    let mut response = tracing::Instrument::instrument(
+        error::REQUEST_ID.scope(id.clone(), next.run(request)),
+        span,
+    )
+    .await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}

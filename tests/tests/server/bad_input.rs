@@ -1,0 +1,238 @@
+//! Bad requests: each gets its status, a code and the error envelope with the request id,
+//! and changes nothing.
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use hyyve_server::roles::Role;
+use serde_json::json;
+
+use crate::{Api, Db, MAX_PACKAGE_BYTES};
+
+#[tokio::test]
+async fn malformed_wrong_typed_unknown_and_oversized_bodies() {
+    let api = Api::new(Db::Sqlite).await;
+    let key = api.alpha.key(Role::Member);
+    let raw = |text: String| Some(Body::from(text));
+    let cases = [
+        (r#"{"name": "#.to_owned(), "EOF"),
+        (r#"{"name": 5}"#.to_owned(), "name"),
+        (
+            r#"{"name": "x", "colour": "red"}"#.to_owned(),
+            "unknown field `colour`",
+        ),
+        (r#"["x"]"#.to_owned(), "invalid type"),
+        (r#"{"name": "   "}"#.to_owned(), "name: 1 to 100 characters"),
+    ];
+    for (text, says) in cases {
+        let answer = api
+            .send(
+                Method::POST,
+                "/v1/projects",
+                Some(key),
+                raw(text.clone()),
+                "application/json",
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{text}: {}",
+            answer.body
+        );
+        assert_eq!(answer.code(), "bad_request");
+        let message = answer.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{text}: {message}");
+        let request_id = answer.body["error"]["requestId"].as_str().unwrap();
+        assert!(request_id.starts_with("req_"), "{request_id}");
+        assert_eq!(answer.headers["x-request-id"], request_id);
+    }
+    let answer = api
+        .send(
+            Method::POST,
+            "/v1/projects",
+            Some(key),
+            raw("{}".into()),
+            "text/plain",
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+
+    let huge = format!(
+        r#"{{"name": "x", "description": "{}"}}"#,
+        "a".repeat(2 << 20)
+    );
+    let answer = api
+        .send(
+            Method::POST,
+            "/v1/projects",
+            Some(key),
+            raw(huge),
+            "application/json",
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(answer.code(), "body_too_large");
+
+    let package = vec![0u8; MAX_PACKAGE_BYTES + 1];
+    let answer = api
+        .send(
+            Method::POST,
+            "/v1/registry/packages",
+            Some(key),
+            Some(Body::from(package)),
+            "application/octet-stream",
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let answer = api
+        .json(Method::GET, "/v1/projects?colour=red", Some(key), None)
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    let answer = api
+        .json(Method::GET, "/v1/projects?page=minus-one", Some(key), None)
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+
+    let listed = api.json(Method::GET, "/v1/projects", Some(key), None).await;
+    assert_eq!(
+        listed.body["meta"]["total"], 0,
+        "a refused request stored a project"
+    );
+}
+
+#[tokio::test]
+async fn missing_invalid_and_revoked_keys_are_401() {
+    let api = Api::new(Db::Sqlite).await;
+    let made = api
+        .tenancy
+        .create_key(&api.alpha.id, "short-lived", Role::Member, "test")
+        .await
+        .unwrap();
+    let answer = api
+        .json(Method::GET, "/v1/workspace", Some(&made.secret), None)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.body["workspaceId"], api.alpha.id.as_str());
+
+    let revoked = api
+        .json(
+            Method::DELETE,
+            &format!("/v1/keys/{}", made.key.id),
+            Some(api.alpha.key(Role::Admin)),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    assert!(revoked.body["revokedAt"].is_string());
+
+    let unknown = format!("{}{}", hyyve_server::ids::KEY_PREFIX, "0".repeat(64));
+    for key in [
+        None,
+        Some("nonsense"),
+        Some(unknown.as_str()),
+        Some(&made.secret),
+    ] {
+        let answer = api.json(Method::GET, "/v1/projects", key, None).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{key:?}");
+        assert_eq!(answer.code(), "unauthenticated");
+    }
+    // A key's secret is never listed.
+    let keys = api
+        .json(
+            Method::GET,
+            "/v1/keys",
+            Some(api.alpha.key(Role::Owner)),
+            None,
+        )
+        .await;
+    assert!(!keys.body.to_string().contains(&made.secret));
+    assert!(!keys.body.to_string().contains("hyyve_sk_"));
+}
+
+#[tokio::test]
+async fn another_workspace_is_indistinguishable_from_nothing() {
+    let api = Api::new(Db::Sqlite).await;
+    let theirs = api
+        .tenancy
+        .create_project(&api.beta.id, "secret-plans", "")
+        .await
+        .unwrap();
+    let key = api.alpha.key(Role::Owner);
+    let other = api
+        .json(
+            Method::GET,
+            &format!("/v1/projects/{}", theirs.id),
+            Some(key),
+            None,
+        )
+        .await;
+    let absent = api
+        .json(
+            Method::GET,
+            "/v1/projects/prj_000000000000000000000000",
+            Some(key),
+            None,
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    assert_eq!(absent.status, StatusCode::NOT_FOUND);
+    assert_eq!(other.code(), absent.code());
+    // Same name in another workspace: no conflict either.
+    let mine = api
+        .json(
+            Method::POST,
+            "/v1/projects",
+            Some(key),
+            Some(json!({"name": "secret-plans"})),
+        )
+        .await;
+    assert_eq!(mine.status, StatusCode::CREATED);
+    let again = api
+        .json(
+            Method::POST,
+            "/v1/projects",
+            Some(key),
+            Some(json!({"name": "secret-plans"})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.code(), "already_exists");
+    let untouched = api.tenancy.project(&api.beta.id, &theirs.id).await.unwrap();
+    assert_eq!(untouched.name, "secret-plans");
+}
+
+#[tokio::test]
+async fn registry_rejections_carry_their_code() {
+    let api = Api::new(Db::Sqlite).await;
+    let key = api.alpha.key(Role::Member);
+    let answer = api
+        .send(
+            Method::POST,
+            "/v1/registry/packages",
+            Some(key),
+            Some(Body::from("not a package")),
+            "application/octet-stream",
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer.code(), "malformed_package");
+    let answer = api
+        .json(
+            Method::GET,
+            "/v1/registry/listings/acme:nothing",
+            Some(key),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    let answer = api
+        .json(
+            Method::GET,
+            "/v1/registry/listings?kind=spaceship",
+            Some(key),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+}

@@ -1,0 +1,205 @@
+//! The HTTP API in process (no socket): every endpoint × role × own/other workspace,
+//! bad input with its status and code, the OpenAPI document and the permission matrix,
+//! on SQLite and on PostgreSQL.
+
+mod bad_input;
+mod matrix;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use hyyve_registry::storage::Blobs;
+use hyyve_registry::{Registry, RegistryConfig};
+use hyyve_server::roles::Role;
+use hyyve_server::tenancy::Plan;
+use hyyve_server::{AppState, Tenancy};
+use hyyve_tests::databases::Db;
+use hyyve_tests::runtime;
+use tower::ServiceExt;
+
+/// Package limit of the test server: small, so the 413 test sends little.
+pub const MAX_PACKAGE_BYTES: usize = 256 * 1024;
+
+/// Two organizations, `alpha` and `beta`, each with one workspace; alpha has a key of
+/// every role, beta an owner key.
+pub struct Api {
+    pub app: axum::Router,
+    pub tenancy: Tenancy,
+    pub alpha: Workspace,
+    pub beta: Workspace,
+    _dir: tempfile::TempDir,
+}
+
+/// A workspace of the fixture with its keys by role.
+pub struct Workspace {
+    pub id: String,
+    pub keys: Vec<(Role, String)>,
+}
+
+impl Workspace {
+    pub fn key(&self, role: Role) -> &str {
+        &self
+            .keys
+            .iter()
+            .find(|(r, _)| *r == role)
+            .expect("a key of that role")
+            .1
+    }
+}
+
+/// A response: status, JSON body (Null when empty), headers.
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: serde_json::Value,
+    pub headers: HeaderMap,
+}
+
+impl Answer {
+    /// The error code of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl Api {
+    pub async fn new(db: Db) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(
+            RegistryConfig {
+                database_url: db.fresh_url(dir.path()).await,
+                blobs: Blobs::local(&dir.path().join("blobs")).unwrap(),
+                max_package_bytes: MAX_PACKAGE_BYTES as u64,
+            },
+            runtime(),
+        )
+        .await
+        .unwrap();
+        let state = AppState::new(Arc::new(registry), MAX_PACKAGE_BYTES);
+        let tenancy = state.tenancy.clone();
+        let alpha = tenancy
+            .bootstrap("alpha", "main", "ada", Plan::Team)
+            .await
+            .unwrap();
+        let mut keys = vec![(Role::Owner, alpha.key.secret.clone())];
+        for role in [Role::Admin, Role::Member, Role::Viewer] {
+            let key = tenancy
+                .create_key(&alpha.workspace_id, role.as_str(), role, "test")
+                .await
+                .unwrap();
+            keys.push((role, key.secret));
+        }
+        let beta = tenancy
+            .bootstrap("beta", "main", "bob", Plan::Free)
+            .await
+            .unwrap();
+        Api {
+            app: hyyve_server::app(state),
+            tenancy,
+            alpha: Workspace {
+                id: alpha.workspace_id,
+                keys,
+            },
+            beta: Workspace {
+                id: beta.workspace_id,
+                keys: vec![(Role::Owner, beta.key.secret)],
+            },
+            _dir: dir,
+        }
+    }
+
+    /// Sends a request with an optional bearer key and body (JSON unless `raw`).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Body>,
+        content_type: &str,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        if body.is_some() {
+            request = request.header("content-type", content_type);
+        }
+        let request = request.body(body.unwrap_or_else(Body::empty)).unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = match bytes.is_empty() {
+            true => serde_json::Value::Null,
+            false => serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!("{path}: not JSON: {}", String::from_utf8_lossy(&bytes))
+            }),
+        };
+        Answer {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    /// A JSON request.
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> Answer {
+        let body = body.map(|b| Body::from(b.to_string()));
+        self.send(method, path, key, body, "application/json").await
+    }
+}
+
+#[tokio::test]
+async fn health_openapi_and_the_documented_matrix() {
+    let api = Api::new(Db::Sqlite).await;
+    for path in ["/healthz", "/readyz"] {
+        let answer = api.json(Method::GET, path, None, None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+        assert_eq!(answer.body["status"], "ok");
+    }
+    let doc = api.json(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let paths = doc.body["paths"].as_object().expect("paths");
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/v1/workspace",
+        "/v1/projects",
+        "/v1/projects/{id}",
+        "/v1/members",
+        "/v1/members/{id}",
+        "/v1/keys",
+        "/v1/keys/{id}",
+        "/v1/registry/listings",
+        "/v1/registry/listings/{id}",
+        "/v1/registry/packages",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert_eq!(
+        doc.body["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+    assert!(doc.body["components"]["schemas"]["ErrorBody"].is_object());
+
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/permissions.md"),
+    )
+    .expect("docs/permissions.md");
+    assert_eq!(
+        committed,
+        hyyve_server::roles::matrix_markdown(),
+        "docs/permissions.md is stale: hyyve admin permissions > docs/permissions.md"
+    );
+}

@@ -122,17 +122,26 @@ fn workflow(root: &Path) -> PathBuf {
     path
 }
 
+/// Makes a key pair per account under `keys` and registers each (`add-publisher` or
+/// `add-organization`).
+fn accounts(data: &Path, keys: &Path, accounts: &[(&str, &str)]) {
+    let dir = keys.to_str().unwrap();
+    for (owner, kind) in accounts {
+        ok(data, "local", &["keys", "new", owner, "--dir", dir]);
+        let public = format!("{dir}/{owner}.pub");
+        ok(data, "local", &["registry", kind, &public]);
+    }
+}
+
 #[test]
 fn publish_search_install_run_yank() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     let keys = root.path().join("keys");
-    let keys_arg = keys.to_str().unwrap();
-    ok(&data, "local", &["keys", "new", "acme", "--dir", keys_arg]);
-    ok(
+    accounts(
         &data,
-        "local",
-        &["keys", "new", "mallory", "--dir", keys_arg],
+        &keys,
+        &[("acme", "add-publisher"), ("mallory", "add-publisher")],
     );
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(keys.join("acme.key"))
@@ -140,20 +149,6 @@ fn publish_search_install_run_yank() {
             .permissions(),
     );
     assert_eq!(mode & 0o777, 0o600, "secret key readable by others");
-    ok(
-        &data,
-        "local",
-        &["registry", "add-publisher", &format!("{keys_arg}/acme.pub")],
-    );
-    ok(
-        &data,
-        "local",
-        &[
-            "registry",
-            "add-publisher",
-            &format!("{keys_arg}/mallory.pub"),
-        ],
-    );
 
     let component = build_text_plugin(&data);
     let v1 = plugin_dir(root.path(), &component, "1.0.0", "");
@@ -255,26 +250,10 @@ fn an_organization_reviews_installs_and_upgrades_asking_for_more() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     let keys = root.path().join("keys");
-    let keys_arg = keys.to_str().unwrap();
-    ok(&data, "local", &["keys", "new", "acme", "--dir", keys_arg]);
-    ok(
+    accounts(
         &data,
-        "local",
-        &["keys", "new", "bigcorp", "--dir", keys_arg],
-    );
-    ok(
-        &data,
-        "local",
-        &["registry", "add-publisher", &format!("{keys_arg}/acme.pub")],
-    );
-    ok(
-        &data,
-        "local",
-        &[
-            "registry",
-            "add-organization",
-            &format!("{keys_arg}/bigcorp.pub"),
-        ],
+        &keys,
+        &[("acme", "add-publisher"), ("bigcorp", "add-organization")],
     );
     std::fs::create_dir_all(data.join("policy")).unwrap();
     std::fs::write(

@@ -33,10 +33,7 @@ pub async fn open(data_dir: &Path, runtime: Arc<Runtime>) -> anyhow::Result<Regi
         Ok(url) => Blobs::from_url(&url)?,
         Err(_) => Blobs::local(&data_dir.join("blobs"))?,
     };
-    let max_package_bytes = std::env::var("HYYVE_MAX_PACKAGE_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_MAX_PACKAGE_BYTES);
+    let max_package_bytes = max_package_bytes();
     Ok(Registry::open(
         RegistryConfig {
             database_url,
@@ -46,6 +43,14 @@ pub async fn open(data_dir: &Path, runtime: Arc<Runtime>) -> anyhow::Result<Regi
         runtime,
     )
     .await?)
+}
+
+/// The package size limit: `HYYVE_MAX_PACKAGE_BYTES`, else the registry's default.
+pub fn max_package_bytes() -> u64 {
+    std::env::var("HYYVE_MAX_PACKAGE_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_MAX_PACKAGE_BYTES)
 }
 
 /// A registry error with its code first, so scripts can match on it.

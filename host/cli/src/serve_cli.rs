@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use clap::Subcommand;
-use hyyve_registry::DEFAULT_MAX_PACKAGE_BYTES;
 use hyyve_runtime::Runtime;
 use hyyve_server::tenancy::{Bootstrap, Plan};
 use hyyve_server::{AppState, roles};
@@ -36,10 +35,7 @@ pub enum AdminCommand {
 
 async fn state(data_dir: &Path, runtime: Arc<Runtime>) -> anyhow::Result<AppState> {
     let registry = crate::registry_cli::open(data_dir, runtime).await?;
-    let max_package_bytes = std::env::var("HYYVE_MAX_PACKAGE_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_MAX_PACKAGE_BYTES) as usize;
+    let max_package_bytes = crate::registry_cli::max_package_bytes() as usize;
     Ok(AppState::new(Arc::new(registry), max_package_bytes))
 }
 

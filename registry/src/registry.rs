@@ -163,6 +163,11 @@ impl Registry {
         &self.db
     }
 
+    /// The runtime components are validated (and loaded) with.
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
     /// The blob store.
     pub fn blobs(&self) -> &Blobs {
         &self.blobs

@@ -2,6 +2,7 @@
 //! test process) and loads them into one shared runtime.
 
 pub mod databases;
+pub mod packages;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -39,13 +40,14 @@ pub fn scratch_root() -> PathBuf {
 }
 
 /// Every guest the tests use, by package name.
-pub const GUESTS: [&str; 6] = [
+pub const GUESTS: [&str; 7] = [
     "hyyve-plugin-fibo",
     "hyyve-plugin-text",
     "hyyve-plugin-json",
     "hyyve-plugin-logic",
     "guest-hostile",
     "guest-command",
+    "guest-flaky",
 ];
 
 /// Path of the built component of `package` (one of [`GUESTS`]); builds all on first use.

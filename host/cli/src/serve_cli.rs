@@ -8,7 +8,8 @@ use std::sync::Arc;
 use clap::Subcommand;
 use hyyve_runtime::Runtime;
 use hyyve_server::tenancy::{Bootstrap, Plan};
-use hyyve_server::{AppState, roles};
+use hyyve_server::runs::SchedulerConfig;
+use hyyve_server::{AppState, ServerConfig, Tenancy, roles};
 
 /// `hyyve admin`.
 #[derive(Subcommand)]
@@ -33,10 +34,28 @@ pub enum AdminCommand {
     Permissions,
 }
 
+/// The server over the data dir, its worker pool started (open runs resumed).
 async fn state(data_dir: &Path, runtime: Arc<Runtime>) -> anyhow::Result<AppState> {
     let registry = crate::registry_cli::open(data_dir, runtime).await?;
-    let max_package_bytes = crate::registry_cli::max_package_bytes() as usize;
-    Ok(AppState::new(Arc::new(registry), max_package_bytes))
+    let config = ServerConfig {
+        max_package_bytes: crate::registry_cli::max_package_bytes() as usize,
+        platform: crate::install::PolicyFiles::load(data_dir)?.platform,
+        scheduler: SchedulerConfig {
+            workers: workers()?,
+            ..SchedulerConfig::default()
+        },
+    };
+    Ok(AppState::start(Arc::new(registry), config).await?)
+}
+
+/// `HYYVE_WORKERS`: runs executing at once (default 16).
+fn workers() -> anyhow::Result<usize> {
+    match std::env::var("HYYVE_WORKERS") {
+        Ok(text) => text
+            .parse()
+            .map_err(|_| anyhow::anyhow!("HYYVE_WORKERS=`{text}`: expected a number")),
+        Err(_) => Ok(SchedulerConfig::default().workers),
+    }
 }
 
 fn print_key(made: &Bootstrap) {
@@ -58,9 +77,8 @@ pub async fn admin(
         } => {
             let plan: Plan = serde_json::from_value(serde_json::Value::String(plan.clone()))
                 .map_err(|_| anyhow::anyhow!("plan `{plan}`: free, pro, team or enterprise"))?;
-            let state = state(data_dir, runtime).await?;
-            let made = state
-                .tenancy
+            let registry = crate::registry_cli::open(data_dir, runtime).await?;
+            let made = Tenancy::new(registry.database().clone())
                 .bootstrap(&org, &workspace, &owner, plan)
                 .await?;
             println!(

@@ -46,6 +46,16 @@ pub enum ApiError {
         code: String,
         /// For people.
         message: String,
+        /// Where and what exactly (e.g. the node and field of an invalid workflow), or null.
+        details: serde_json::Value,
+    },
+    /// A plan quota is used up for this month.
+    #[error("{message}")]
+    QuotaExceeded {
+        /// For people: which quota, its limit and when it resets.
+        message: String,
+        /// `{quota, limit, used, plan, resetsAt}`.
+        details: serde_json::Value,
     },
     /// A failure of ours; logged, never shown in detail.
     #[error("internal error")]
@@ -84,7 +94,27 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A 422 without details.
+    pub fn unprocessable(code: &str, message: impl Into<String>) -> Self {
+        ApiError::Unprocessable {
+            code: code.into(),
+            message: message.into(),
+            details: serde_json::Value::Null,
+        }
+    }
+
+    /// The structured details of the error body.
+    fn details(&self) -> serde_json::Value {
+        match self {
+            ApiError::Unprocessable { details, .. } | ApiError::QuotaExceeded { details, .. } => {
+                details.clone()
+            }
+            _ => serde_json::Value::Null,
         }
     }
 
@@ -98,6 +128,7 @@ impl ApiError {
             ApiError::Conflict { code, .. } => code.clone(),
             ApiError::TooLarge(_) => "body_too_large".into(),
             ApiError::Unprocessable { code, .. } => code.clone(),
+            ApiError::QuotaExceeded { .. } => "quota_exceeded".into(),
             ApiError::Internal(_) => "internal".into(),
         }
     }
@@ -114,18 +145,12 @@ impl From<RegistryError> for ApiError {
         match e.code() {
             "not_found" => ApiError::NotFound(e.to_string()),
             "storage_failed" | "config_invalid" => ApiError::Internal(e.to_string()),
-            "package_too_large" => ApiError::Unprocessable {
-                code: e.code().into(),
-                message: e.to_string(),
-            },
+            "package_too_large" => ApiError::unprocessable(e.code(), e.to_string()),
             "version_exists" | "already_registered" => ApiError::Conflict {
                 code: e.code().into(),
                 message: e.to_string(),
             },
-            code => ApiError::Unprocessable {
-                code: code.into(),
-                message: e.to_string(),
-            },
+            code => ApiError::unprocessable(code, e.to_string()),
         }
     }
 }
@@ -149,7 +174,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code(),
                 message,
-                details: serde_json::Value::Null,
+                details: self.details(),
                 request_id,
             },
         };

@@ -8,8 +8,12 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod ids;
+pub mod installs;
+pub mod metrics;
 pub mod roles;
+pub mod runs;
 pub mod tenancy;
+pub mod workflows;
 
 use std::sync::Arc;
 
@@ -18,13 +22,29 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
+use hyyve_policy::PlatformConfig;
 use hyyve_registry::Registry;
+use installs::Installs;
+use metrics::Metrics;
+use runs::{Runs, SchedulerConfig};
+use workflows::Workflows;
 
 pub use error::ApiError;
 pub use tenancy::Tenancy;
 
 /// Largest JSON body accepted (413 beyond).
 pub const MAX_JSON_BODY: usize = 1024 * 1024;
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest package accepted by the publish route.
+    pub max_package_bytes: usize,
+    /// Platform caps and defaults every install is bounded by.
+    pub platform: PlatformConfig,
+    /// The worker pool.
+    pub scheduler: SchedulerConfig,
+}
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -33,18 +53,45 @@ pub struct AppState {
     pub tenancy: Tenancy,
     /// Packages, listings, vetting.
     pub registry: Arc<Registry>,
+    /// Plugins installed in workspaces, organization policies.
+    pub installs: Arc<Installs>,
+    /// Workflows and their versions.
+    pub workflows: Workflows,
+    /// Runs and the scheduler.
+    pub runs: Arc<Runs>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
     /// Largest package accepted by the publish route.
     pub max_package_bytes: usize,
 }
 
 impl AppState {
-    /// Over an open registry, sharing its database.
-    pub fn new(registry: Arc<Registry>, max_package_bytes: usize) -> Self {
-        Self {
-            tenancy: Tenancy::new(registry.database().clone()),
-            registry,
-            max_package_bytes,
+    /// Over an open registry (sharing its database and runtime), with the worker pool
+    /// started after every run a previous process left open was queued again.
+    pub async fn start(registry: Arc<Registry>, config: ServerConfig) -> Result<Self, ApiError> {
+        let db = registry.database().clone();
+        let installs = Arc::new(Installs::new(registry.clone(), config.platform));
+        let metrics = Arc::new(Metrics::default());
+        let runs = Arc::new(Runs::new(
+            db.clone(),
+            installs.clone(),
+            metrics.clone(),
+            registry.runtime().clone(),
+            config.scheduler,
+        ));
+        let recovered = runs.start().await?;
+        if recovered > 0 {
+            tracing::info!(recovered, "runs left open by the previous process queued again");
         }
+        Ok(Self {
+            tenancy: Tenancy::new(db.clone()),
+            workflows: Workflows::new(db),
+            registry,
+            installs,
+            runs,
+            metrics,
+            max_package_bytes: config.max_package_bytes,
+        })
     }
 }
 

@@ -60,32 +60,55 @@ pub enum Action {
     ManageKeys,
     /// Add, change or remove members (never above the caller's own role).
     ManageMembers,
+    /// Create workflows and add versions.
+    WriteWorkflows,
+    /// Start and cancel runs.
+    Run,
+    /// Install and uninstall plugins in the workspace.
+    Install,
+    /// Change the organization's policy (vetting rule, publishers, capability bounds).
+    ManagePolicy,
 }
 
 impl Action {
     /// Every action, in the order of the documented matrix.
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 10] = [
         Action::Read,
         Action::WriteProjects,
+        Action::WriteWorkflows,
+        Action::Run,
         Action::Publish,
+        Action::Install,
         Action::ListKeys,
         Action::ManageKeys,
         Action::ManageMembers,
+        Action::ManagePolicy,
     ];
 
     /// The weakest role allowed to do it.
     pub fn minimum_role(self) -> Role {
         match self {
             Action::Read => Role::Viewer,
-            Action::WriteProjects | Action::Publish => Role::Member,
-            Action::ListKeys | Action::ManageKeys | Action::ManageMembers => Role::Admin,
+            Action::WriteProjects | Action::WriteWorkflows | Action::Run | Action::Publish => {
+                Role::Member
+            }
+            Action::Install | Action::ListKeys | Action::ManageKeys | Action::ManageMembers => {
+                Role::Admin
+            }
+            Action::ManagePolicy => Role::Owner,
         }
     }
 
     /// A short description for the documented matrix.
     pub fn describe(self) -> &'static str {
         match self {
-            Action::Read => "read workspace, projects, members, marketplace",
+            Action::Read => {
+                "read workspace, projects, members, marketplace, installs, workflows, runs, usage"
+            }
+            Action::WriteWorkflows => "create workflows, add versions, delete workflows",
+            Action::Run => "start and cancel runs",
+            Action::Install => "install / uninstall plugins in the workspace",
+            Action::ManagePolicy => "change the organization's policy",
             Action::WriteProjects => "create, rename, delete projects",
             Action::Publish => "publish signed packages",
             Action::ListKeys => "list API keys (secrets are never shown again)",

@@ -2,6 +2,10 @@
 //! about a workspace's objects takes the workspace id from the caller's key and filters
 //! on it, so another workspace's object is simply not found.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -26,7 +30,15 @@ pub enum Plan {
 }
 
 impl Plan {
-    fn as_str(self) -> &'static str {
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<Plan> {
+        [Plan::Free, Plan::Pro, Plan::Team, Plan::Enterprise]
+            .into_iter()
+            .find(|p| p.as_str() == text)
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
         match self {
             Plan::Free => "free",
             Plan::Pro => "pro",
@@ -52,6 +64,8 @@ pub struct Principal {
     pub org_id: String,
     /// The organization's name (its registry account for vetting).
     pub org_name: String,
+    /// The organization's plan (its quotas).
+    pub plan: Plan,
     /// The key's role.
     pub role: Role,
 }
@@ -147,7 +161,7 @@ pub fn default_page_size() -> u32 {
 }
 
 impl PageRequest {
-    fn limit_offset(self) -> (i64, i64) {
+    pub(crate) fn limit_offset(self) -> (i64, i64) {
         let size = self.page_size.clamp(1, 100) as i64;
         (size, (self.page.max(1) as i64 - 1) * size)
     }
@@ -177,7 +191,7 @@ pub struct PageMeta {
 }
 
 impl<T> ListPage<T> {
-    fn new(data: Vec<T>, total: i64, request: PageRequest) -> Self {
+    pub(crate) fn new(data: Vec<T>, total: i64, request: PageRequest) -> Self {
         let (size, offset) = request.limit_offset();
         ListPage {
             data,
@@ -195,7 +209,13 @@ impl<T> ListPage<T> {
 #[derive(Clone)]
 pub struct Tenancy {
     db: AnyPool,
+    /// Recently authenticated keys by secret digest: saves a query per request. Emptied
+    /// on any revocation here; another process's revocation applies within [`KEY_CACHE_TTL`].
+    keys_seen: Arc<Mutex<HashMap<String, (Instant, Principal)>>>,
 }
+
+/// How long an authenticated key is trusted without asking the database again.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(2);
 
 /// A unique-constraint violation becomes a 409 naming what clashed.
 fn conflict_on_duplicate(what: String) -> impl FnOnce(sqlx::Error) -> ApiError {
@@ -279,7 +299,10 @@ const KEYS: Table<ApiKey> = Table {
 impl Tenancy {
     /// Over the pool whose migrations created the tenancy tables.
     pub fn new(db: AnyPool) -> Self {
-        Self { db }
+        Self {
+            db,
+            keys_seen: Default::default(),
+        }
     }
 
     /// The database.
@@ -346,14 +369,32 @@ impl Tenancy {
 
     /// The principal of a key secret; `None` for an unknown or revoked key.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Principal>, ApiError> {
+        let digest = secret_digest(secret);
+        if let Some((at, principal)) = self.keys_seen.lock().expect("not poisoned").get(&digest)
+            && at.elapsed() < KEY_CACHE_TTL
+        {
+            return Ok(Some(principal.clone()));
+        }
+        let found = self.authenticate_uncached(&digest).await?;
+        if let Some(principal) = &found {
+            let mut seen = self.keys_seen.lock().expect("not poisoned");
+            if seen.len() > 10_000 {
+                seen.clear();
+            }
+            seen.insert(digest, (Instant::now(), principal.clone()));
+        }
+        Ok(found)
+    }
+
+    async fn authenticate_uncached(&self, digest: &str) -> Result<Option<Principal>, ApiError> {
         let row = sqlx::query(
             "SELECT k.id AS key_id, k.name AS key_name, k.role, w.id AS workspace_id, \
-             w.name AS workspace_name, o.id AS org_id, o.name AS org_name \
+             w.name AS workspace_name, o.id AS org_id, o.name AS org_name, o.plan \
              FROM api_keys k JOIN workspaces w ON w.id = k.workspace_id \
              JOIN tenant_orgs o ON o.id = w.org_id \
              WHERE k.secret_sha256 = $1 AND k.revoked_at IS NULL",
         )
-        .bind(secret_digest(secret))
+        .bind(digest)
         .fetch_optional(&self.db)
         .await?;
         row.map(|row| {
@@ -364,6 +405,11 @@ impl Tenancy {
                 workspace_name: row.try_get("workspace_name")?,
                 org_id: row.try_get("org_id")?,
                 org_name: row.try_get("org_name")?,
+                plan: {
+                    let plan: String = row.try_get("plan")?;
+                    Plan::parse(&plan)
+                        .ok_or_else(|| ApiError::Internal(format!("stored plan `{plan}`")))?
+                },
                 role: role_of(&row)?,
             })
         })
@@ -606,6 +652,7 @@ impl Tenancy {
         .bind(id)
         .execute(&self.db)
         .await?;
+        self.keys_seen.lock().expect("not poisoned").clear();
         self.key(workspace, id).await
     }
 }

@@ -150,4 +150,22 @@ impl ValidationError {
             _ => None,
         }
     }
+
+    /// Where in the node the error is, as a JSON Pointer into its definition (`/config/x`,
+    /// `/inputs/text`, `/type`), if it is about one field.
+    pub fn field(&self) -> Option<String> {
+        match self {
+            Self::UnknownPlugin { .. } => Some("/plugin".into()),
+            Self::UnknownNodeType { .. } => Some("/type".into()),
+            Self::InvalidConfig { field, .. } => Some(format!("/config{field}")),
+            Self::UnknownPort { port, direction, .. } => Some(format!("/{direction}s/{port}")),
+            Self::DuplicateInput { port, .. } | Self::MissingRequiredInput { port, .. } => {
+                Some(format!("/inputs/{port}"))
+            }
+            Self::InvalidLiteralInput { port, field, .. } => {
+                Some(format!("/inputs/{port}{field}"))
+            }
+            _ => None,
+        }
+    }
 }

@@ -3,12 +3,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hyyve_runtime::{
     InvocationIds, InvocationRequest, KvScope, Limits, MeteringRecord, Port, Runtime,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -21,8 +21,12 @@ use crate::plan::{Plan, PlannedNode, Source};
 pub struct ExecutorConfig {
     /// Nodes running at once within one run.
     pub concurrency: usize,
-    /// Workspace the runs belong to (scopes KV).
+    /// Workspace of runs started with [`Executor::run`] (scopes KV).
     pub workspace: String,
+    /// Further attempts of a node whose plugin failed with a `retryable` error.
+    pub retries: u32,
+    /// Wait before the first retry; doubled before each next one.
+    pub retry_backoff: Duration,
 }
 
 impl Default for ExecutorConfig {
@@ -30,8 +34,44 @@ impl Default for ExecutorConfig {
         Self {
             concurrency: 4,
             workspace: "default".into(),
+            retries: 0,
+            retry_backoff: Duration::from_millis(100),
         }
     }
+}
+
+/// Watches a run as it goes (for durable progress and live events). Called from the
+/// run's tasks, so it must be quick: hand work off rather than block.
+pub trait RunObserver: Send + Sync {
+    /// An attempt of node `node_id` is about to execute.
+    fn attempt_started(&self, _node_id: &str, _attempt: u32) {}
+    /// An attempt executed (successfully or not) and consumed `metering`.
+    fn attempt_finished(&self, _node_id: &str, _attempt: u32, _metering: &MeteringRecord) {}
+    /// The node has its final report (executed, cached, skipped or not run).
+    fn node_settled(&self, _report: &NodeReport) {}
+}
+
+/// Observes nothing.
+struct Unobserved;
+
+impl RunObserver for Unobserved {}
+
+/// One run to execute: the plan, ids, input, and what an earlier interrupted attempt of
+/// the same run already finished.
+pub struct RunRequest<'a> {
+    /// The validated workflow.
+    pub plan: Arc<Plan>,
+    /// The run's id (in metering ids and plugin context).
+    pub run_id: &'a str,
+    /// The workspace it runs in (scopes KV, secrets and scratch files).
+    pub workspace: &'a str,
+    /// An object of run inputs.
+    pub input: &'a Value,
+    /// Reports of nodes an interrupted earlier execution finished: succeeded nodes are
+    /// reused, not executed again.
+    pub finished: Vec<NodeReport>,
+    /// Told of each attempt and each settled node.
+    pub observer: Arc<dyn RunObserver>,
 }
 
 /// Outcome of a whole run.
@@ -45,7 +85,7 @@ pub enum RunStatus {
 }
 
 /// What happened to one node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NodeStatus {
     /// Executed and produced outputs.
@@ -61,7 +101,7 @@ pub enum NodeStatus {
 }
 
 /// Why a node failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeFailure {
     /// Stable kind, e.g. `fuel_exhausted`, `input_schema`, `output_schema`, `failed`.
     pub kind: String,
@@ -70,7 +110,7 @@ pub struct NodeFailure {
 }
 
 /// One node's part of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeReport {
     /// Node id.
     pub id: String,
@@ -82,8 +122,11 @@ pub struct NodeReport {
     /// Why it failed, or why it was skipped / not run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<NodeFailure>,
-    /// What the invocation consumed (zero when it did not execute).
+    /// What the last attempt consumed (zero when it did not execute).
     pub metering: MeteringRecord,
+    /// Attempts made (0 when it did not execute, more than 1 after retries).
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 /// A finished run.
@@ -148,11 +191,42 @@ impl Executor {
         run_id: &str,
         input: &Value,
     ) -> Result<RunReport, RunInputError> {
+        self.run_with(RunRequest {
+            plan,
+            run_id,
+            workspace: &self.config.workspace,
+            input,
+            finished: Vec::new(),
+            observer: Arc::new(Unobserved),
+        })
+        .await
+    }
+
+    /// Runs one request: nodes it reports finished are reused, every attempt and settled
+    /// node is told to its observer.
+    pub async fn run_with(&self, request: RunRequest<'_>) -> Result<RunReport, RunInputError> {
+        let RunRequest {
+            plan,
+            run_id,
+            workspace,
+            input,
+            finished,
+            observer,
+        } = request;
         let input = check_run_input(&plan, input)?;
         let started = Instant::now();
         let n = plan.nodes.len();
         let mut done: Vec<Option<NodeReport>> = vec![None; n];
         let mut scheduled = vec![false; n];
+        for report in finished {
+            let reusable = matches!(report.status, NodeStatus::Succeeded | NodeStatus::Cached);
+            if let Some(i) = plan.nodes.iter().position(|p| p.id == report.id)
+                && reusable
+            {
+                scheduled[i] = true;
+                done[i] = Some(report);
+            }
+        }
         let semaphore = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let mut tasks = JoinSet::new();
         let mut task_node = HashMap::new();
@@ -170,6 +244,7 @@ impl Executor {
                     scheduled[i] = true;
                     match gather_inputs(node, &plan, &done, &input) {
                         Gathered::Blocked(report) => {
+                            observer.node_settled(&report);
                             done[i] = Some(*report);
                             progressed = true;
                         }
@@ -179,16 +254,15 @@ impl Executor {
                                 plan: plan.clone(),
                                 index: i,
                                 inputs,
-                                ids: InvocationIds {
-                                    run_id: run_id.to_owned(),
-                                    node_id: node.id.clone(),
-                                    attempt: 1,
-                                },
+                                run_id: run_id.to_owned(),
                                 scope: KvScope {
-                                    workspace: self.config.workspace.clone(),
+                                    workspace: workspace.to_owned(),
                                     install: node.install.id.clone(),
                                 },
                                 cache: self.cache.clone(),
+                                retries: self.config.retries,
+                                backoff: self.config.retry_backoff,
+                                observer: observer.clone(),
                             };
                             let permit = semaphore.clone();
                             let handle = tasks.spawn(async move {
@@ -202,14 +276,16 @@ impl Executor {
             }
             match tasks.join_next_with_id().await {
                 None => break,
-                Some(Ok((id, report))) => done[task_node[&id]] = Some(report),
+                Some(Ok((id, report))) => {
+                    observer.node_settled(&report);
+                    done[task_node[&id]] = Some(report);
+                }
                 Some(Err(e)) => {
                     let i = task_node[&e.id()];
-                    done[i] = Some(NodeReport::failure(
-                        &plan.nodes[i].id,
-                        "host_error",
-                        e.to_string(),
-                    ));
+                    let report =
+                        NodeReport::failure(&plan.nodes[i].id, "host_error", e.to_string());
+                    observer.node_settled(&report);
+                    done[i] = Some(report);
                 }
             }
         }
@@ -232,6 +308,23 @@ impl Executor {
             nodes,
             wall_time_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         })
+    }
+}
+
+impl Plan {
+    /// Checks a run input against the workflow's declared inputs, as a run would.
+    pub fn check_input(&self, input: &Value) -> Result<(), RunInputError> {
+        check_run_input(self, input).map(|_| ())
+    }
+
+    /// How many nodes a run executes at most.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the workflow has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
     }
 }
 
@@ -336,13 +429,16 @@ struct NodeJob {
     plan: Arc<Plan>,
     index: usize,
     inputs: Value,
-    ids: InvocationIds,
+    run_id: String,
     scope: KvScope,
     cache: Option<Arc<ResultCache>>,
+    retries: u32,
+    backoff: Duration,
+    observer: Arc<dyn RunObserver>,
 }
 
 impl NodeJob {
-    async fn execute(self) -> NodeReport {
+    async fn execute(&self) -> NodeReport {
         let node = &self.plan.nodes[self.index];
         if let Some(message) = check_ports(&node.node_type.inputs, &self.inputs, "input") {
             return NodeReport::failure(&node.id, "input_schema", message);
@@ -363,8 +459,33 @@ impl NodeJob {
                 outputs: Some(outputs),
                 error: None,
                 metering: MeteringRecord::default(),
+                attempts: 0,
             };
         }
+        let mut attempt = 1;
+        let mut backoff = self.backoff;
+        loop {
+            let mut report = self.attempt(attempt).await;
+            report.attempts = attempt;
+            let retryable = report.error.as_ref().is_some_and(|e| e.kind == "retryable");
+            if !retryable || attempt > self.retries {
+                if report.status == NodeStatus::Succeeded
+                    && let (Some(cache), Some(outputs)) = (cache, &report.outputs)
+                {
+                    cache.put(key, outputs);
+                }
+                return report;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = backoff.saturating_mul(2);
+            attempt += 1;
+        }
+    }
+
+    /// One attempt: invoke, then check the outputs against the node type.
+    async fn attempt(&self, attempt: u32) -> NodeReport {
+        let node = &self.plan.nodes[self.index];
+        self.observer.attempt_started(&node.id, attempt);
         let outcome = self
             .runtime
             .invoke(
@@ -373,13 +494,19 @@ impl NodeJob {
                     node_type: &node.node_type.name,
                     config: &node.config,
                     inputs: &self.inputs,
-                    ids: self.ids,
-                    scope: self.scope,
+                    ids: InvocationIds {
+                        run_id: self.run_id.clone(),
+                        node_id: node.id.clone(),
+                        attempt,
+                    },
+                    scope: self.scope.clone(),
                     grant: node.install.grant.clone(),
                     limits: Limits::granted(&node.install.grant.limits),
                 },
             )
             .await;
+        self.observer
+            .attempt_finished(&node.id, attempt, &outcome.metering);
         let outputs = match outcome.result {
             Ok(outputs) => outputs,
             Err(e) => {
@@ -393,15 +520,13 @@ impl NodeJob {
             report.metering = outcome.metering;
             return report;
         }
-        if let Some(cache) = cache {
-            cache.put(key, &outputs);
-        }
         NodeReport {
             id: node.id.clone(),
             status: NodeStatus::Succeeded,
             outputs: Some(outputs),
             error: None,
             metering: outcome.metering,
+            attempts: attempt,
         }
     }
 }
@@ -445,6 +570,7 @@ impl NodeReport {
                 message,
             }),
             metering: MeteringRecord::default(),
+            attempts: 0,
         }
     }
 
@@ -458,6 +584,7 @@ impl NodeReport {
                 message: reason.to_owned(),
             }),
             metering: MeteringRecord::default(),
+            attempts: 0,
         }
     }
 

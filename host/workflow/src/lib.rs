@@ -12,8 +12,8 @@ mod schema;
 pub use cache::{CacheKey, ResultCache};
 pub use error::ValidationError;
 pub use execute::{
-    Executor, ExecutorConfig, NodeFailure, NodeReport, NodeStatus, RunInputError, RunReport,
-    RunStatus,
+    Executor, ExecutorConfig, NodeFailure, NodeReport, NodeStatus, RunInputError, RunObserver,
+    RunReport, RunRequest, RunStatus,
 };
 pub use format::{Edge, Endpoint, NodeSpec, Workflow};
 pub use plan::{Installed, Plan, PluginSet, validate};

@@ -4,13 +4,12 @@
 mod bad_input;
 mod flows;
 
-use hyyve_policy::Manifest;
-use hyyve_registry::package::{Package, PackageSignature, SignerRole};
 use hyyve_registry::signing::KeyPair;
 use hyyve_registry::storage::Blobs;
 use hyyve_registry::{Registry, RegistryConfig, RegistryError};
 pub use hyyve_tests::databases::Db;
-use hyyve_tests::{guest_bytes, runtime};
+pub use hyyve_tests::packages::{manifest, package, sign, signed_guest};
+use hyyve_tests::runtime;
 
 /// A registry with publisher `acme` (owning namespace `acme`), publisher `mallory` and
 /// organization `bigcorp` registered.
@@ -75,37 +74,9 @@ impl Fixture {
     }
 }
 
-/// A node manifest for `id@version` with extra TOML appended (capabilities, listing).
-pub fn manifest(id: &str, version: &str, publisher: &str, extra: &str) -> String {
-    format!(
-        "[plugin]\nid = \"{id}\"\nversion = \"{version}\"\nkind = \"node\"\n\
-         publisher = \"{publisher}\"\ndescription = \"Text nodes for {id}\"\n\
-         categories = [\"text\"]\n{extra}"
-    )
-}
-
-/// The text plugin packaged under `manifest_text`, unsigned.
-pub fn package(manifest_text: &str, component: Vec<u8>) -> Package {
-    let manifest = Manifest::parse(manifest_text).expect("test manifest parses");
-    Package::new(&manifest, manifest_text.to_owned(), component, None, None).unwrap()
-}
-
-/// Adds a publisher signature by `key`.
-pub fn sign(package: &mut Package, key: &KeyPair) {
-    package.signatures.push(PackageSignature {
-        role: SignerRole::Publisher,
-        signer: key.owner.clone(),
-        key_id: key.public().id(),
-        signature: key.sign(&package.signed_message()),
-    });
-}
-
 /// A signed package of the text plugin as `id@version`.
 pub fn signed(id: &str, version: &str, key: &KeyPair, extra: &str) -> Vec<u8> {
-    let text = manifest(id, version, &key.owner, extra);
-    let mut p = package(&text, guest_bytes("hyyve-plugin-text"));
-    sign(&mut p, key);
-    p.to_bytes()
+    signed_guest("hyyve-plugin-text", id, version, key, extra)
 }
 
 /// The error code of a failed operation.

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod matrix;
+mod runs;
 
 use std::sync::Arc;
 
@@ -13,7 +14,10 @@ use hyyve_registry::storage::Blobs;
 use hyyve_registry::{Registry, RegistryConfig};
 use hyyve_server::roles::Role;
 use hyyve_server::tenancy::Plan;
-use hyyve_server::{AppState, Tenancy};
+use hyyve_registry::signing::KeyPair;
+use hyyve_server::runs::SchedulerConfig;
+use hyyve_server::{AppState, ServerConfig, Tenancy};
+use hyyve_tests::packages::signed_guest;
 use hyyve_tests::databases::Db;
 use hyyve_tests::runtime;
 use tower::ServiceExt;
@@ -26,6 +30,8 @@ pub const MAX_PACKAGE_BYTES: usize = 256 * 1024;
 pub struct Api {
     pub app: axum::Router,
     pub tenancy: Tenancy,
+    /// Holds `acme:json` and `acme:flaky` 1.0.0, published by `acme`.
+    pub registry: Arc<Registry>,
     pub alpha: Workspace,
     pub beta: Workspace,
     _dir: tempfile::TempDir,
@@ -69,13 +75,37 @@ impl Api {
             RegistryConfig {
                 database_url: db.fresh_url(dir.path()).await,
                 blobs: Blobs::local(&dir.path().join("blobs")).unwrap(),
-                max_package_bytes: MAX_PACKAGE_BYTES as u64,
+                max_package_bytes: hyyve_registry::DEFAULT_MAX_PACKAGE_BYTES,
             },
             runtime(),
         )
         .await
         .unwrap();
-        let state = AppState::new(Arc::new(registry), MAX_PACKAGE_BYTES);
+        let acme = KeyPair::generate("acme").unwrap();
+        registry
+            .add_publisher("acme", &acme.public_file(), "test-admin")
+            .await
+            .unwrap();
+        let registry = Arc::new(registry);
+        for (guest, id) in [
+            ("hyyve-plugin-json", "acme:json"),
+            ("guest-flaky", "acme:flaky"),
+        ] {
+            registry
+                .publish(&signed_guest(guest, id, "1.0.0", &acme, ""))
+                .await
+                .unwrap();
+        }
+        let config = ServerConfig {
+            max_package_bytes: MAX_PACKAGE_BYTES,
+            platform: Default::default(),
+            scheduler: SchedulerConfig {
+                workers: 4,
+                retry_backoff: std::time::Duration::from_millis(5),
+                ..SchedulerConfig::default()
+            },
+        };
+        let state = AppState::start(registry.clone(), config).await.unwrap();
         let tenancy = state.tenancy.clone();
         let alpha = tenancy
             .bootstrap("alpha", "main", "ada", Plan::Team)
@@ -96,6 +126,7 @@ impl Api {
         Api {
             app: hyyve_server::app(state),
             tenancy,
+            registry,
             alpha: Workspace {
                 id: alpha.workspace_id,
                 keys,

@@ -46,3 +46,18 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         }
     }
 }
+
+/// Prometheus metrics (OpenMetrics text): invocations, fuel, latency histograms, queue
+/// depth, denials, runs. Aggregates only, no tenant data beyond plugin names.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
+pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    state.metrics.queue_depth.set(state.runs.queue_depth() as i64);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}

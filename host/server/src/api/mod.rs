@@ -2,10 +2,14 @@
 
 pub mod extract;
 pub mod health;
+pub mod installs;
 pub mod keys;
 pub mod members;
 pub mod projects;
 pub mod registry;
+pub mod runs;
+pub mod usage;
+pub mod workflows;
 
 use axum::extract::DefaultBodyLimit;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -45,6 +49,7 @@ pub fn routes(max_package_bytes: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics))
         .routes(routes!(projects::workspace))
         .routes(routes!(projects::list, projects::create))
         .routes(routes!(projects::get, projects::update, projects::delete))
@@ -54,6 +59,20 @@ pub fn routes(max_package_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(keys::revoke))
         .routes(routes!(registry::search))
         .routes(routes!(registry::show))
+        .routes(routes!(installs::list, installs::create))
+        .routes(routes!(installs::get, installs::delete))
+        .routes(routes!(installs::get_policy, installs::put_policy))
+        .routes(routes!(workflows::list, workflows::create))
+        .routes(routes!(workflows::get, workflows::update, workflows::delete))
+        .routes(routes!(workflows::versions))
+        .routes(routes!(workflows::version))
+        .routes(routes!(runs::start))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::get))
+        .routes(routes!(runs::cancel))
+        .routes(routes!(runs::events))
+        .routes(routes!(usage::get))
+        .routes(routes!(usage::export))
         .layer(DefaultBodyLimit::max(crate::MAX_JSON_BODY))
         .merge(packages)
 }

@@ -1,0 +1,133 @@
+//! `/v1/installs` and `/v1/policy`: plugins installed in the workspace and the
+//! organization policy that bounds them.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use hyyve_policy::{OrgPolicy, WorkspaceGrant};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::api::extract::JsonBody;
+use crate::error::{ApiError, ErrorBody};
+use crate::installs::Install;
+use crate::roles::Action;
+use crate::tenancy::Principal;
+
+/// An install request.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewInstall {
+    /// `namespace:name`.
+    pub plugin: String,
+    /// A semver requirement (`^1.2`, `=1.0.0`); default `*`.
+    #[serde(default = "any_version")]
+    pub range: String,
+    /// What the workspace accepts of the plugin's requests (absent: what the organization
+    /// allows).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub accept: WorkspaceGrant,
+}
+
+fn any_version() -> String {
+    "*".into()
+}
+
+/// The workspace's installs.
+#[utoipa::path(get, path = "/v1/installs", tag = "installs",
+    responses((status = 200, body = Vec<Install>), (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Vec<Install>>, ApiError> {
+    principal.require(Action::Read)?;
+    Ok(Json(state.installs.list(&principal.workspace_id).await?))
+}
+
+/// Installs (or upgrades) a registry plugin. 422: yanked (`version_yanked`), awaiting
+/// the organization's review (`vetting_required`), refused by policy (`install_refused`).
+#[utoipa::path(post, path = "/v1/installs", tag = "installs", request_body = NewInstall,
+    responses((status = 201, body = Install), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(body): JsonBody<NewInstall>,
+) -> Result<(StatusCode, Json<Install>), ApiError> {
+    principal.require(Action::Install)?;
+    let install = state
+        .installs
+        .install(&principal, &body.plugin, &body.range, body.accept)
+        .await?;
+    state.runs.installs_changed();
+    tracing::info!(plugin = %install.plugin, version = %install.version, "installed");
+    Ok((StatusCode::CREATED, Json(install)))
+}
+
+/// One install.
+#[utoipa::path(get, path = "/v1/installs/{plugin}", tag = "installs",
+    params(("plugin" = String, Path, description = "`namespace:name`")),
+    responses((status = 200, body = Install), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(plugin): Path<String>,
+) -> Result<Json<Install>, ApiError> {
+    principal.require(Action::Read)?;
+    Ok(Json(
+        state.installs.get(&principal.workspace_id, &plugin).await?,
+    ))
+}
+
+/// Uninstalls a plugin; workflows using it stop validating.
+#[utoipa::path(delete, path = "/v1/installs/{plugin}", tag = "installs",
+    params(("plugin" = String, Path, description = "`namespace:name`")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(plugin): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    principal.require(Action::Install)?;
+    state
+        .installs
+        .remove(&principal.workspace_id, &plugin)
+        .await?;
+    state.runs.installs_changed();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The organization's policy.
+#[utoipa::path(get, path = "/v1/policy", tag = "installs",
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn get_policy(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<OrgPolicy>, ApiError> {
+    principal.require(Action::Read)?;
+    Ok(Json(state.installs.org_policy(&principal).await?))
+}
+
+/// Replaces the organization's policy (applies to installs made from now on).
+#[utoipa::path(put, path = "/v1/policy", tag = "installs",
+    request_body(content = Object, description = "An organization policy (`org.toml` as JSON)"),
+    responses((status = 200, body = Object), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn put_policy(
+    State(state): State<AppState>,
+    principal: Principal,
+    JsonBody(policy): JsonBody<OrgPolicy>,
+) -> Result<Json<OrgPolicy>, ApiError> {
+    principal.require(Action::ManagePolicy)?;
+    Ok(Json(
+        state.installs.set_org_policy(&principal, policy).await?,
+    ))
+}

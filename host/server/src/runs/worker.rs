@@ -1,0 +1,324 @@
+//! A worker: takes the next fair turn from the queue, claims the run in the database,
+//! executes it with progress persisted as it goes, and finishes it exactly once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hyyve_runtime::MeteringRecord;
+use hyyve_workflow::{NodeReport, NodeStatus, RunObserver, RunReport, RunRequest, RunStatus};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use super::events::Events;
+use super::quota::Ledger;
+use super::queue::Ticket;
+use super::writer::{Bind, Write, Writer};
+use super::{RunState, Runs};
+use crate::ids::now_ms;
+use crate::metrics::{DenialLabels, Metrics, PluginLabels, RunLabels};
+
+impl Runs {
+    /// One worker's loop.
+    pub(super) async fn work(self: Arc<Self>) {
+        loop {
+            let ticket = self.queue.pop().await;
+            self.metrics.queue_depth.set(self.queue.depth() as i64);
+            let workspace = ticket.workspace_id.clone();
+            self.execute(ticket).await;
+            self.queue.finished(&workspace);
+        }
+    }
+
+    async fn execute(&self, ticket: Ticket) {
+        let signal = Arc::new(Notify::new());
+        self.cancels
+            .lock()
+            .expect("not poisoned")
+            .insert(ticket.run_id.clone(), signal.clone());
+        let state = self.execute_claimed(&ticket, &signal).await;
+        self.cancels
+            .lock()
+            .expect("not poisoned")
+            .remove(&ticket.run_id);
+        let today = hyyve_registry::marketplace::today();
+        self.ledger.release(&ticket.org_id, &today, ticket.reserved);
+        if let Some(state) = state {
+            self.metrics
+                .runs
+                .get_or_create(&RunLabels {
+                    status: state.as_str().into(),
+                })
+                .inc();
+            let latency = (now_ms() - ticket.accepted_at).max(0) as f64 / 1000.0;
+            self.metrics.run_seconds.observe(latency);
+        }
+    }
+
+    /// Claims and executes; the final state when this worker finished the run, `None`
+    /// when it was not this worker's to finish (cancelled while queued).
+    async fn execute_claimed(&self, ticket: &Ticket, signal: &Notify) -> Option<RunState> {
+        let now = now_ms();
+        let claimed = self
+            .writer
+            .commit(Write::new(
+                "UPDATE runs SET status = 'running', executions = executions + 1, \
+                 started_at = COALESCE(started_at, $1) \
+                 WHERE id = $2 AND status IN ('queued', 'running')",
+                vec![Bind::Int(now), Bind::Text(ticket.run_id.clone())],
+            ))
+            .await;
+        match claimed {
+            Ok(1) => {}
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::error!(run_id = %ticket.run_id, error = %e, "claiming run");
+                return None;
+            }
+        }
+        self.metrics
+            .queue_wait_seconds
+            .observe((now - ticket.accepted_at).max(0) as f64 / 1000.0);
+        let span = tracing::info_span!("run", run_id = %ticket.run_id, workspace = %ticket.workspace_id);
+        let _entered = span.enter();
+        self.events.emit("run.started", &ticket.run_id, || {
+            serde_json::json!({ "executions": ticket.executions + 1 })
+        });
+        if ticket.executions + 1 > self.config.max_executions {
+            let error = format!(
+                "interrupted {} times while executing; not resumed again",
+                ticket.executions
+            );
+            return Some(self.finish(ticket, RunState::Failed, Some(error)).await);
+        }
+        let (plan, workflow) = match self
+            .plan(&ticket.workspace_id, &ticket.workflow_id, ticket.version)
+            .await
+        {
+            Ok(found) => found,
+            Err(e) => return Some(self.finish(ticket, RunState::Failed, Some(e.to_string())).await),
+        };
+        let (finished, attempt_offset) = match ticket.executions {
+            0 => (Vec::new(), 0),
+            _ => match self.progress_so_far(&ticket.run_id).await {
+                Ok(progress) => progress,
+                Err(e) => {
+                    return Some(self.finish(ticket, RunState::Failed, Some(e)).await);
+                }
+            },
+        };
+        let plugins: HashMap<String, String> = workflow
+            .nodes
+            .iter()
+            .map(|n| (n.id.clone(), n.plugin.clone()))
+            .collect();
+        let observer = Arc::new(Progress {
+            run_id: ticket.run_id.clone(),
+            workspace_id: ticket.workspace_id.clone(),
+            org_id: ticket.org_id.clone(),
+            plugins,
+            attempt_offset,
+            writer: self.writer.clone(),
+            events: self.events.clone(),
+            metrics: self.metrics.clone(),
+            ledger: self.ledger.clone(),
+        });
+        let run = self.executor.run_with(RunRequest {
+            plan,
+            run_id: &ticket.run_id,
+            workspace: &ticket.workspace_id,
+            input: &ticket.input,
+            finished,
+            observer,
+        });
+        let outcome = tokio::select! {
+            report = run => Some(report),
+            _ = signal.notified() => None,
+        };
+        let (state, error) = match outcome {
+            None => (RunState::Cancelled, Some("cancelled while running".to_owned())),
+            Some(Err(e)) => (RunState::Failed, Some(e.to_string())),
+            Some(Ok(report)) => outcome_of(&report),
+        };
+        Some(self.finish(ticket, state, error).await)
+    }
+
+    /// Node reports persisted by an interrupted execution, and the highest attempt
+    /// number metered so far (new attempts number after it: idempotency keys stay unique).
+    async fn progress_so_far(&self, run_id: &str) -> Result<(Vec<NodeReport>, u32), String> {
+        let reports: Vec<String> =
+            sqlx::query_scalar("SELECT report FROM run_nodes WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_all(&self.db)
+                .await
+                .map_err(|e| e.to_string())?;
+        let last_attempt: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(MAX(attempt), 0) AS BIGINT) FROM metering_records \
+             WHERE run_id = $1",
+        )
+        .bind(run_id)
+        .fetch_one(&self.db)
+        .await
+        .map_err(|e| e.to_string())?;
+        let reports = reports
+            .iter()
+            .filter_map(|r| serde_json::from_str(r).ok())
+            .collect();
+        Ok((reports, u32::try_from(last_attempt).unwrap_or(u32::MAX)))
+    }
+
+    /// Records the final state, once: only a run still `running` changes.
+    async fn finish(&self, ticket: &Ticket, state: RunState, error: Option<String>) -> RunState {
+        let done = self
+            .writer
+            .commit(Write::new(
+                "UPDATE runs SET status = $1, error = $2, finished_at = $3 \
+                 WHERE id = $4 AND status = 'running'",
+                vec![
+                    Bind::Text(state.as_str().into()),
+                    Bind::OptText(error.clone()),
+                    Bind::Int(now_ms()),
+                    Bind::Text(ticket.run_id.clone()),
+                ],
+            ))
+            .await;
+        if let Err(e) = done {
+            tracing::error!(run_id = %ticket.run_id, error = %e, "finishing run");
+        }
+        self.events.emit("run.finished", &ticket.run_id, || {
+            serde_json::json!({ "status": state, "error": error })
+        });
+        state
+    }
+}
+
+/// A run's final state from its report: a node that failed with a retryable error after
+/// its retries dead-letters the run.
+fn outcome_of(report: &RunReport) -> (RunState, Option<String>) {
+    if report.status == RunStatus::Succeeded {
+        return (RunState::Succeeded, None);
+    }
+    let failed = report
+        .nodes
+        .iter()
+        .find(|n| n.status == NodeStatus::Failed);
+    let error = failed.map(|n| {
+        let why = n.error.as_ref().map(|e| e.message.as_str()).unwrap_or("");
+        format!("node `{}` failed: {why}", n.id)
+    });
+    let exhausted = failed
+        .and_then(|n| n.error.as_ref())
+        .is_some_and(|e| e.kind == "retryable");
+    match exhausted {
+        true => (RunState::DeadLettered, error),
+        false => (RunState::Failed, error),
+    }
+}
+
+/// Persists and announces a run's progress as the executor reports it.
+struct Progress {
+    run_id: String,
+    workspace_id: String,
+    org_id: String,
+    /// Plugin reference of each node.
+    plugins: HashMap<String, String>,
+    attempt_offset: u32,
+    writer: Writer,
+    events: Events,
+    metrics: Arc<Metrics>,
+    ledger: Arc<Ledger>,
+}
+
+impl Progress {
+    fn plugin(&self, node_id: &str) -> &str {
+        self.plugins.get(node_id).map(String::as_str).unwrap_or("")
+    }
+}
+
+impl RunObserver for Progress {
+    fn attempt_started(&self, node_id: &str, attempt: u32) {
+        self.events.emit("node.started", &self.run_id, || {
+            serde_json::json!({ "node": node_id, "attempt": attempt + self.attempt_offset })
+        });
+    }
+
+    fn attempt_finished(&self, node_id: &str, attempt: u32, metering: &MeteringRecord) {
+        let plugin = self.plugin(node_id).to_owned();
+        let attempt = i64::from(attempt + self.attempt_offset);
+        let day = hyyve_registry::marketplace::today();
+        let fuel = i64::try_from(metering.fuel).unwrap_or(i64::MAX);
+        let outcome = metering.failure.clone().unwrap_or_else(|| "ok".into());
+        // Marketplace usage (creator payouts) counts successful invocations, and only
+        // when this record is new: the same key written again adds nothing.
+        if metering.failure.is_none() {
+            self.writer.submit(Write::new(
+                "INSERT INTO usage_daily (plugin_id, workspace, day, invocations)                  SELECT $1, $2, $3, 1 WHERE NOT EXISTS (SELECT 1 FROM metering_records                  WHERE run_id = $4 AND node_id = $5 AND attempt = $6)                  ON CONFLICT (plugin_id, workspace, day)                  DO UPDATE SET invocations = usage_daily.invocations + 1",
+                vec![
+                    Bind::Text(plugin.clone()),
+                    Bind::Text(self.workspace_id.clone()),
+                    Bind::Text(day.clone()),
+                    Bind::Text(self.run_id.clone()),
+                    Bind::Text(node_id.to_owned()),
+                    Bind::Int(attempt),
+                ],
+            ));
+        }
+        self.writer.submit(Write::new(
+            "INSERT INTO metering_records (run_id, node_id, attempt, workspace_id, org_id,              plugin_id, day, fuel, wall_time_us, peak_memory_bytes, host_calls, http_requests,              denials, failure, record, recorded_at)              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)              ON CONFLICT (run_id, node_id, attempt) DO NOTHING",
+            vec![
+                Bind::Text(self.run_id.clone()),
+                Bind::Text(node_id.to_owned()),
+                Bind::Int(attempt),
+                Bind::Text(self.workspace_id.clone()),
+                Bind::Text(self.org_id.clone()),
+                Bind::Text(plugin.clone()),
+                Bind::Text(day.clone()),
+                Bind::Int(fuel),
+                Bind::Int(metering.wall_time_us as i64),
+                Bind::Int(metering.peak_memory_bytes as i64),
+                Bind::Int(metering.host_calls as i64),
+                Bind::Int(metering.http_requests as i64),
+                Bind::Int(metering.denials.len() as i64),
+                Bind::OptText(metering.failure.clone()),
+                Bind::Text(serde_json::to_string(metering).unwrap_or_default()),
+                Bind::Int(now_ms()),
+            ],
+        ));
+        self.ledger.record(&self.org_id, &day, fuel);
+        let labels = PluginLabels {
+            plugin: plugin.clone(),
+            outcome,
+        };
+        self.metrics.invocations.get_or_create(&labels).inc();
+        self.metrics
+            .fuel
+            .get_or_create(&labels)
+            .inc_by(metering.fuel);
+        self.metrics
+            .invocation_seconds
+            .observe(metering.wall_time_us as f64 / 1e6);
+        for denial in &metering.denials {
+            self.metrics
+                .denials
+                .get_or_create(&DenialLabels {
+                    plugin: plugin.clone(),
+                    kind: denial.kind.as_str().into(),
+                })
+                .inc();
+        }
+    }
+
+    fn node_settled(&self, report: &NodeReport) {
+        let text = serde_json::to_string(report).unwrap_or_default();
+        self.writer.submit(Write::new(
+            "INSERT INTO run_nodes (run_id, node_id, report) VALUES ($1, $2, $3)              ON CONFLICT (run_id, node_id) DO UPDATE SET report = excluded.report",
+            vec![
+                Bind::Text(self.run_id.clone()),
+                Bind::Text(report.id.clone()),
+                Bind::Text(text),
+            ],
+        ));
+        self.events.emit("node.finished", &self.run_id, || {
+            serde_json::to_value(report).unwrap_or(Value::Null)
+        });
+    }
+}

@@ -1,0 +1,487 @@
+//! Installs, workflows with immutable versions, and runs through the API: accepted with
+//! 202, executed by the worker pool, every node report and metering record persisted,
+//! streamed as Server-Sent Events, cancelled, retried, dead-lettered, refused by quota.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use hyyve_server::roles::Role;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::{Answer, Api, Db};
+
+/// Three json nodes in a chain: `a` → `b` → `c`.
+pub fn chain() -> Value {
+    json!({
+        "name": "chain",
+        "inputs": { "data": { "type": "object" } },
+        "nodes": [
+            { "id": "a", "plugin": "acme:json", "type": "query", "config": { "expression": "items" } },
+            { "id": "b", "plugin": "acme:json", "type": "query", "config": { "expression": "[?n > `1`]" } },
+            { "id": "c", "plugin": "acme:json", "type": "query", "config": { "expression": "length(@)" } }
+        ],
+        "edges": [
+            { "from": "$input.data", "to": "a.data" },
+            { "from": "a.result", "to": "b.data" },
+            { "from": "b.result", "to": "c.data" }
+        ]
+    })
+}
+
+/// One node of the flaky guest.
+fn flaky(node_type: &str) -> Value {
+    json!({
+        "name": node_type,
+        "nodes": [{ "id": "h", "plugin": "acme:flaky", "type": node_type }]
+    })
+}
+
+impl Api {
+    /// Installs `plugin` in alpha as its admin.
+    pub async fn install(&self, plugin: &str) {
+        let answer = self
+            .json(
+                Method::POST,
+                "/v1/installs",
+                Some(self.alpha.key(Role::Admin)),
+                Some(json!({ "plugin": plugin })),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+    }
+
+    /// Creates a workflow in alpha; its id.
+    pub async fn workflow(&self, definition: Value) -> String {
+        let answer = self
+            .json(
+                Method::POST,
+                "/v1/workflows",
+                Some(self.alpha.key(Role::Member)),
+                Some(definition),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.body);
+        answer.body["workflowId"].as_str().unwrap().to_owned()
+    }
+
+    /// Starts a run of `workflow` in alpha; the 202 answer.
+    pub async fn start(&self, workflow: &str, input: Value) -> Answer {
+        self.json(
+            Method::POST,
+            &format!("/v1/workflows/{workflow}/runs"),
+            Some(self.alpha.key(Role::Member)),
+            Some(json!({ "input": input })),
+        )
+        .await
+    }
+
+    /// Polls a run of alpha until it is final (at most 20 s).
+    pub async fn finished(&self, run: &str) -> Value {
+        for _ in 0..2000 {
+            let answer = self
+                .json(
+                    Method::GET,
+                    &format!("/v1/runs/{run}"),
+                    Some(self.alpha.key(Role::Viewer)),
+                    None,
+                )
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+            if !matches!(answer.body["status"].as_str(), Some("queued" | "running")) {
+                return answer.body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("run {run} did not finish");
+    }
+}
+
+async fn lifecycle(db: Db) {
+    let api = Api::new(db).await;
+    // Installing is an admin's act.
+    let refused = api
+        .json(
+            Method::POST,
+            "/v1/installs",
+            Some(api.alpha.key(Role::Member)),
+            Some(json!({ "plugin": "acme:json" })),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    api.install("acme:json").await;
+    let installs = api
+        .json(Method::GET, "/v1/installs", Some(api.alpha.key(Role::Viewer)), None)
+        .await;
+    assert_eq!(installs.body[0]["plugin"], "acme:json");
+    assert_eq!(installs.body[0]["version"], "1.0.0");
+
+    let id = api.workflow(chain()).await;
+    // A new version leaves version 1 as it was.
+    let mut edited = chain();
+    edited["nodes"][1]["config"]["expression"] = json!("[?n > `2`]");
+    let v2 = api
+        .json(
+            Method::PUT,
+            &format!("/v1/workflows/{id}"),
+            Some(api.alpha.key(Role::Member)),
+            Some(edited),
+        )
+        .await;
+    assert_eq!(v2.status, StatusCode::OK, "{}", v2.body);
+    assert_eq!(v2.body["version"], 2);
+    let v1 = api
+        .json(
+            Method::GET,
+            &format!("/v1/workflows/{id}/versions/1"),
+            Some(api.alpha.key(Role::Viewer)),
+            None,
+        )
+        .await;
+    assert_eq!(v1.body["definition"], chain());
+
+    let input = json!({ "data": { "items": [{ "n": 1 }, { "n": 2 }, { "n": 3 }] } });
+    let accepted = api.start(&id, input.clone()).await;
+    assert_eq!(accepted.status, StatusCode::ACCEPTED, "{}", accepted.body);
+    assert_eq!(accepted.body["status"], "queued");
+    assert_eq!(accepted.body["workflowVersion"], 2);
+    let run = api.finished(accepted.body["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let nodes = run["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    let c = nodes.iter().find(|n| n["id"] == "c").unwrap();
+    assert_eq!(c["outputs"]["result"], 1, "only n = 3 passes version 2's filter");
+    assert_eq!(run["metering"]["invocations"], 3);
+    assert!(run["metering"]["fuel"].as_i64().unwrap() > 0);
+
+    // Version 1 still runs as written.
+    let old = api
+        .json(
+            Method::POST,
+            &format!("/v1/workflows/{id}/runs"),
+            Some(api.alpha.key(Role::Member)),
+            Some(json!({ "input": input, "version": 1 })),
+        )
+        .await;
+    let old = api.finished(old.body["id"].as_str().unwrap()).await;
+    let c = old["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "c").unwrap().clone();
+    assert_eq!(c["outputs"]["result"], 2);
+
+    // Another workspace sees none of it.
+    let beta = api.beta.key(Role::Owner);
+    for path in [
+        format!("/v1/runs/{}", run["id"].as_str().unwrap()),
+        format!("/v1/workflows/{id}"),
+        "/v1/installs/acme:json".to_owned(),
+    ] {
+        let answer = api.json(Method::GET, &path, Some(beta), None).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let started = api
+        .json(
+            Method::POST,
+            &format!("/v1/workflows/{id}/runs"),
+            Some(beta),
+            Some(json!({ "input": input })),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::NOT_FOUND);
+
+    // Usage: six invocations of acme:json today, in JSON and CSV.
+    let usage = api
+        .json(Method::GET, "/v1/usage", Some(api.alpha.key(Role::Viewer)), None)
+        .await;
+    assert_eq!(usage.status, StatusCode::OK, "{}", usage.body);
+    let rows = usage.body["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{}", usage.body);
+    assert_eq!(rows[0]["plugin"], "acme:json");
+    assert_eq!(rows[0]["invocations"], 6);
+    assert_eq!(usage.body["plan"], "team");
+    let csv = text(&api, "/v1/usage/export", api.alpha.key(Role::Viewer)).await;
+    assert!(csv.starts_with("day,plugin,invocations,"), "{csv}");
+    assert!(csv.contains(",acme:json,6,0,"), "{csv}");
+    let beta_usage = api.json(Method::GET, "/v1/usage", Some(beta), None).await;
+    assert_eq!(beta_usage.body["rows"], json!([]));
+
+    // Creator payouts read the same records.
+    let payout = api
+        .registry
+        .compute_payout("acme", &hyyve_registry::marketplace::today()[..7])
+        .await
+        .unwrap();
+    assert_eq!(payout.lines.iter().map(|l| l.invocations).sum::<i64>(), 6);
+
+    let metrics = text(&api, "/metrics", "").await;
+    assert!(
+        metrics.contains("hyyve_invocations_total{plugin=\"acme:json\",outcome=\"ok\"} 6"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("hyyve_runs_total{status=\"succeeded\"} 2"));
+    assert!(metrics.contains("hyyve_queue_depth"));
+}
+
+/// GET as text (no key when empty).
+async fn text(api: &Api, path: &str, key: &str) -> String {
+    let mut request = Request::builder().uri(path);
+    if !key.is_empty() {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    let response = api
+        .app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn workflows_runs_usage_on_sqlite() {
+    lifecycle(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn workflows_runs_usage_on_postgres() {
+    lifecycle(Db::Postgres).await;
+}
+
+#[tokio::test]
+async fn events_stream_from_snapshot_to_finish() {
+    let api = Api::new(Db::Sqlite).await;
+    api.install("acme:json").await;
+    let id = api.workflow(chain()).await;
+    let run = api
+        .start(&id, json!({ "data": { "items": [{ "n": 5 }] } }))
+        .await;
+    let run_id = run.body["id"].as_str().unwrap();
+    // The stream ends by itself after `run.finished`; a finished run's stream is its
+    // snapshot alone. Either way the body completes.
+    let stream = text(&api, &format!("/v1/runs/{run_id}/events"), api.alpha.key(Role::Viewer)).await;
+    assert!(stream.starts_with("event: snapshot\n"), "{stream}");
+    let finished = api.finished(run_id).await;
+    let live = stream.contains("event: run.finished");
+    let snapshot_final = stream.contains("\"status\":\"succeeded\"");
+    assert!(live || snapshot_final, "{stream}");
+    if live {
+        assert_eq!(stream.matches("event: node.finished").count(), 3, "{stream}");
+    }
+    assert_eq!(finished["status"], "succeeded");
+    // Once finished, the stream is the final snapshot.
+    let again = text(&api, &format!("/v1/runs/{run_id}/events"), api.alpha.key(Role::Viewer)).await;
+    assert_eq!(again.matches("event: ").count(), 1, "{again}");
+    assert!(again.contains("\"status\":\"succeeded\""));
+    // Another workspace's run has no stream.
+    let other = api
+        .json(
+            Method::GET,
+            &format!("/v1/runs/{run_id}/events"),
+            Some(api.beta.key(Role::Owner)),
+            None,
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+}
+
+// Plugins execute on the runtime's threads: a cancel must get through while one spins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_dead_letter_timeouts_and_cancel() {
+    let api = Api::new(Db::Sqlite).await;
+    api.install("acme:flaky").await;
+
+    // A retryable failure is tried 1 + 2 times, each attempt metered, then dead-lettered.
+    let retrying = api.workflow(flaky("retryable")).await;
+    let run = api.start(&retrying, json!({})).await;
+    let run = api.finished(run.body["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "dead_lettered", "{run}");
+    assert_eq!(run["nodes"][0]["attempts"], 3);
+    assert_eq!(run["metering"]["invocations"], 3);
+
+    // A node past its deadline fails with its kind; the run fails (not dead-lettered).
+    let looping = api.workflow(flaky("spin")).await;
+    let run = api.start(&looping, json!({})).await;
+    let run = api.finished(run.body["id"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let kind = run["nodes"][0]["error"]["kind"].as_str().unwrap();
+    assert!(kind == "timeout" || kind == "fuel_exhausted", "{kind}");
+
+    // Cancel while running: the loop is abandoned at once.
+    let run = api.start(&looping, json!({})).await;
+    let id = run.body["id"].as_str().unwrap().to_owned();
+    let cancel = loop {
+        let current = api
+            .json(Method::GET, &format!("/v1/runs/{id}"), Some(api.alpha.key(Role::Viewer)), None)
+            .await;
+        if current.body["status"] == "running" {
+            break api
+                .json(
+                    Method::POST,
+                    &format!("/v1/runs/{id}/cancel"),
+                    Some(api.alpha.key(Role::Member)),
+                    None,
+                )
+                .await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    };
+    assert_eq!(cancel.status, StatusCode::ACCEPTED, "{}", cancel.body);
+    let run = api.finished(&id).await;
+    assert_eq!(run["status"], "cancelled", "{run}");
+    // A finished run cannot be cancelled; a viewer cannot cancel at all.
+    let again = api
+        .json(
+            Method::POST,
+            &format!("/v1/runs/{id}/cancel"),
+            Some(api.alpha.key(Role::Member)),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert_eq!(again.code(), "run_finished");
+    let viewer = api
+        .json(
+            Method::POST,
+            &format!("/v1/runs/{id}/cancel"),
+            Some(api.alpha.key(Role::Viewer)),
+            None,
+        )
+        .await;
+    assert_eq!(viewer.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn refusals_invalid_workflow_input_yanked_unvetted_quota() {
+    let api = Api::new(Db::Sqlite).await;
+    api.install("acme:json").await;
+
+    // Invalid workflow: 422 naming the node and the field.
+    let mut bad = chain();
+    bad["nodes"][1]["config"] = json!({ "expression": 42 });
+    let answer = api
+        .json(Method::POST, "/v1/workflows", Some(api.alpha.key(Role::Member)), Some(bad))
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    assert_eq!(answer.code(), "workflow_invalid");
+    assert_eq!(answer.body["error"]["details"][0]["node"], "b");
+    assert_eq!(answer.body["error"]["details"][0]["field"], "/config/expression");
+    let mut missing = chain();
+    missing["nodes"][0]["plugin"] = json!("acme:flaky");
+    let answer = api
+        .json(Method::POST, "/v1/workflows", Some(api.alpha.key(Role::Member)), Some(missing))
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer.body["error"]["details"][0]["node"], "a");
+    assert_eq!(answer.body["error"]["details"][0]["field"], "/plugin");
+    let listed = api
+        .json(Method::GET, "/v1/workflows", Some(api.alpha.key(Role::Viewer)), None)
+        .await;
+    assert_eq!(listed.body["meta"]["total"], 0, "nothing stored on refusal");
+
+    // Wrong run input: 422 naming the input (checked before the quota or the queue).
+    let id = api.workflow(chain()).await;
+    let answer = api.start(&id, json!({ "data": [1, 2] })).await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    assert_eq!(answer.code(), "run_input_invalid");
+    assert_eq!(answer.body["error"]["details"]["input"], "data");
+
+    // A yanked pinned version no longer runs; a new install of it is refused. (`id`'s
+    // plan is cached for up to PLAN_CACHE_TTL; a workflow not run yet sees it at once.)
+    let unrun = api.workflow(chain()).await;
+    api.registry
+        .yank("acme:json", &semver::Version::new(1, 0, 0), "leaks data")
+        .await
+        .unwrap();
+    let answer = api.start(&unrun, json!({ "data": {} })).await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    assert_eq!(answer.code(), "version_yanked");
+    let answer = api
+        .json(
+            Method::POST,
+            "/v1/installs",
+            Some(api.alpha.key(Role::Admin)),
+            Some(json!({ "plugin": "acme:json" })),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer.code(), "version_yanked");
+
+    // An organization requiring vetting: installing an unreviewed package is refused
+    // and queues a review. Only an owner changes the policy.
+    let policy = json!({ "require_vetting": true });
+    let admin = api
+        .json(Method::PUT, "/v1/policy", Some(api.alpha.key(Role::Admin)), Some(policy.clone()))
+        .await;
+    assert_eq!(admin.status, StatusCode::FORBIDDEN);
+    let owner = api
+        .json(Method::PUT, "/v1/policy", Some(api.alpha.key(Role::Owner)), Some(policy))
+        .await;
+    assert_eq!(owner.status, StatusCode::OK, "{}", owner.body);
+    assert_eq!(owner.body["name"], "alpha");
+    let answer = api
+        .json(
+            Method::POST,
+            "/v1/installs",
+            Some(api.alpha.key(Role::Admin)),
+            Some(json!({ "plugin": "acme:flaky" })),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    assert_eq!(answer.code(), "vetting_required");
+    assert!(answer.body["error"]["details"]["vettingRequest"].is_i64());
+    let queue = api.registry.vetting_queue("alpha", false).await.unwrap();
+    assert_eq!(queue.len(), 1);
+
+    // Quota: beta is on the free plan (10,000 invocations a month). Spend them with
+    // metering records as the workers write them, then the next run is a 429.
+    let beta = api.beta.key(Role::Owner);
+    let installed = api
+        .json(Method::POST, "/v1/installs", Some(beta), Some(json!({ "plugin": "acme:flaky" })))
+        .await;
+    assert_eq!(installed.status, StatusCode::CREATED, "{}", installed.body);
+    let created = api
+        .json(Method::POST, "/v1/workflows", Some(beta), Some(flaky("retryable")))
+        .await;
+    let flow = created.body["workflowId"].as_str().unwrap().to_owned();
+    let run_path = format!("/v1/workflows/{flow}/runs");
+    spend_invocations(&api, &api.beta.id, 9_999).await;
+    let last = api.json(Method::POST, &run_path, Some(beta), Some(json!({}))).await;
+    assert_eq!(last.status, StatusCode::ACCEPTED, "the 10,000th fits: {}", last.body);
+    let refused = api.json(Method::POST, &run_path, Some(beta), Some(json!({}))).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.body);
+    assert_eq!(refused.code(), "quota_exceeded");
+    assert_eq!(refused.body["error"]["details"]["quota"], "invocations");
+    assert_eq!(refused.body["error"]["details"]["limit"], 10_000);
+    assert_eq!(refused.body["error"]["details"]["plan"], "free");
+    // Alpha (team plan, another organization) is unaffected.
+    let alpha_run = api.start(&unrun, json!({ "data": {} })).await;
+    assert_eq!(alpha_run.code(), "version_yanked", "alpha is refused for its own reason only");
+}
+
+/// Writes `n` metering records for `workspace` dated today.
+async fn spend_invocations(api: &Api, workspace: &str, n: usize) {
+    let org: String = sqlx::query_scalar("SELECT org_id FROM workspaces WHERE id = $1")
+        .bind(workspace)
+        .fetch_one(api.tenancy.pool())
+        .await
+        .unwrap();
+    let day = hyyve_registry::marketplace::today();
+    let mut tx = api.tenancy.pool().begin().await.unwrap();
+    for i in 0..n {
+        sqlx::query(
+            "INSERT INTO metering_records (run_id, node_id, attempt, workspace_id, org_id, \
+             plugin_id, day, fuel, wall_time_us, peak_memory_bytes, host_calls, http_requests, \
+             denials, failure, record, recorded_at) \
+             VALUES ('spent', $1, 1, $2, $3, 'acme:flaky', $4, 1, 1, 0, 0, 0, 0, NULL, '{}', 0)",
+        )
+        .bind(format!("n{i}"))
+        .bind(workspace)
+        .bind(&org)
+        .bind(&day)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+}

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 use hyyve_runtime::Runtime;
-use hyyve_server::tenancy::{Bootstrap, Plan};
 use hyyve_server::runs::SchedulerConfig;
+use hyyve_server::tenancy::{Bootstrap, Plan};
 use hyyve_server::{AppState, ServerConfig, Tenancy, roles};
 
 /// `hyyve admin`.

@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use hyyve_policy::{OrgPolicy, PlatformConfig, PluginId, PluginKind, WorkspaceGrant, effective_grant};
+use hyyve_policy::{
+    OrgPolicy, PlatformConfig, PluginId, PluginKind, WorkspaceGrant, effective_grant,
+};
 use hyyve_registry::Registry;
 use hyyve_registry::vetting::VettingStatus;
 use hyyve_runtime::NodePlugin;
@@ -139,7 +141,10 @@ impl Installs {
         if manifest.plugin.kind != PluginKind::Node {
             return Err(ApiError::unprocessable(
                 "not_a_node_plugin",
-                format!("{} is not a node plugin; workflows install node plugins", version.reference()),
+                format!(
+                    "{} is not a node plugin; workflows install node plugins",
+                    version.reference()
+                ),
             ));
         }
         let org = self.org_policy(principal).await?;
@@ -149,7 +154,12 @@ impl Installs {
         {
             let request = self
                 .registry
-                .request_vetting(&org.name, &principal.workspace_name, &version, &principal.key_name)
+                .request_vetting(
+                    &org.name,
+                    &principal.workspace_name,
+                    &version,
+                    &principal.key_name,
+                )
                 .await?;
             if request.status != VettingStatus::Approved {
                 return Err(ApiError::Unprocessable {

@@ -81,7 +81,10 @@ impl AppState {
         ));
         let recovered = runs.start().await?;
         if recovered > 0 {
-            tracing::info!(recovered, "runs left open by the previous process queued again");
+            tracing::info!(
+                recovered,
+                "runs left open by the previous process queued again"
+            );
         }
         Ok(Self {
             tenancy: Tenancy::new(db.clone()),

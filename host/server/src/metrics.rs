@@ -66,22 +66,38 @@ impl Default for Metrics {
         let run_seconds = Histogram::new(exponential_buckets(0.000_1, 4.0, 11));
         let queue_wait_seconds = Histogram::new(exponential_buckets(0.000_1, 4.0, 11));
         let queue_depth = Gauge::default();
-        registry.register("invocations", "Node invocations (attempts)", invocations.clone());
+        registry.register(
+            "invocations",
+            "Node invocations (attempts)",
+            invocations.clone(),
+        );
         registry.register("fuel", "Fuel consumed by invocations", fuel.clone());
-        registry.register("denials", "Capability denials and quota hits", denials.clone());
+        registry.register(
+            "denials",
+            "Capability denials and quota hits",
+            denials.clone(),
+        );
         registry.register("runs", "Finished runs by status", runs.clone());
         registry.register(
             "invocation_seconds",
             "Invocation wall time",
             invocation_seconds.clone(),
         );
-        registry.register("run_seconds", "Run latency from acceptance to finish", run_seconds.clone());
+        registry.register(
+            "run_seconds",
+            "Run latency from acceptance to finish",
+            run_seconds.clone(),
+        );
         registry.register(
             "queue_wait_seconds",
             "Time runs waited for a worker",
             queue_wait_seconds.clone(),
         );
-        registry.register("queue_depth", "Runs waiting for a worker", queue_depth.clone());
+        registry.register(
+            "queue_depth",
+            "Runs waiting for a worker",
+            queue_depth.clone(),
+        );
         Self {
             registry,
             invocations,

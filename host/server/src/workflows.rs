@@ -130,11 +130,10 @@ impl Workflows {
         if updated.rows_affected() == 0 {
             return Err(ApiError::NotFound(format!("workflow `{id}`")));
         }
-        let version: i64 =
-            sqlx::query_scalar("SELECT latest_version FROM workflows WHERE id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
+        let version: i64 = sqlx::query_scalar("SELECT latest_version FROM workflows WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
         insert_version(&mut tx, id, version, definition, actor, now).await?;
         tx.commit().await?;
         self.version(workspace, id, Some(version)).await
@@ -157,10 +156,11 @@ impl Workflows {
         .fetch_all(&self.db)
         .await?;
         let data = rows.iter().map(summary_from).collect::<Result<_, _>>()?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workflows WHERE workspace_id = $1")
-            .bind(workspace)
-            .fetch_one(&self.db)
-            .await?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM workflows WHERE workspace_id = $1")
+                .bind(workspace)
+                .fetch_one(&self.db)
+                .await?;
         Ok(ListPage::new(data, total, page))
     }
 

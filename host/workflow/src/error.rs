@@ -158,13 +158,13 @@ impl ValidationError {
             Self::UnknownPlugin { .. } => Some("/plugin".into()),
             Self::UnknownNodeType { .. } => Some("/type".into()),
             Self::InvalidConfig { field, .. } => Some(format!("/config{field}")),
-            Self::UnknownPort { port, direction, .. } => Some(format!("/{direction}s/{port}")),
+            Self::UnknownPort {
+                port, direction, ..
+            } => Some(format!("/{direction}s/{port}")),
             Self::DuplicateInput { port, .. } | Self::MissingRequiredInput { port, .. } => {
                 Some(format!("/inputs/{port}"))
             }
-            Self::InvalidLiteralInput { port, field, .. } => {
-                Some(format!("/inputs/{port}{field}"))
-            }
+            Self::InvalidLiteralInput { port, field, .. } => Some(format!("/inputs/{port}{field}")),
             _ => None,
         }
     }

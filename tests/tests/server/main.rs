@@ -10,15 +10,15 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
+use hyyve_registry::signing::KeyPair;
 use hyyve_registry::storage::Blobs;
 use hyyve_registry::{Registry, RegistryConfig};
 use hyyve_server::roles::Role;
-use hyyve_server::tenancy::Plan;
-use hyyve_registry::signing::KeyPair;
 use hyyve_server::runs::SchedulerConfig;
+use hyyve_server::tenancy::Plan;
 use hyyve_server::{AppState, ServerConfig, Tenancy};
-use hyyve_tests::packages::signed_guest;
 use hyyve_tests::databases::Db;
+use hyyve_tests::packages::signed_guest;
 use hyyve_tests::runtime;
 use tower::ServiceExt;
 
@@ -68,7 +68,30 @@ impl Answer {
     }
 }
 
+/// Four workers and short retry delays.
+fn test_config() -> ServerConfig {
+    ServerConfig {
+        max_package_bytes: MAX_PACKAGE_BYTES,
+        platform: Default::default(),
+        scheduler: SchedulerConfig {
+            workers: 4,
+            retry_backoff: std::time::Duration::from_millis(5),
+            ..SchedulerConfig::default()
+        },
+    }
+}
+
 impl Api {
+    /// The same database served by a new server, as after the process was killed and
+    /// started again (the old one's queue is abandoned).
+    pub async fn restarted(mut self) -> Self {
+        let state = AppState::start(self.registry.clone(), test_config())
+            .await
+            .unwrap();
+        self.app = hyyve_server::app(state);
+        self
+    }
+
     pub async fn new(db: Db) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::open(
@@ -96,16 +119,9 @@ impl Api {
                 .await
                 .unwrap();
         }
-        let config = ServerConfig {
-            max_package_bytes: MAX_PACKAGE_BYTES,
-            platform: Default::default(),
-            scheduler: SchedulerConfig {
-                workers: 4,
-                retry_backoff: std::time::Duration::from_millis(5),
-                ..SchedulerConfig::default()
-            },
-        };
-        let state = AppState::start(registry.clone(), config).await.unwrap();
+        let state = AppState::start(registry.clone(), test_config())
+            .await
+            .unwrap();
         let tenancy = state.tenancy.clone();
         let alpha = tenancy
             .bootstrap("alpha", "main", "ada", Plan::Team)

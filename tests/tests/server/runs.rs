@@ -110,7 +110,12 @@ async fn lifecycle(db: Db) {
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     api.install("acme:json").await;
     let installs = api
-        .json(Method::GET, "/v1/installs", Some(api.alpha.key(Role::Viewer)), None)
+        .json(
+            Method::GET,
+            "/v1/installs",
+            Some(api.alpha.key(Role::Viewer)),
+            None,
+        )
         .await;
     assert_eq!(installs.body[0]["plugin"], "acme:json");
     assert_eq!(installs.body[0]["version"], "1.0.0");
@@ -149,7 +154,10 @@ async fn lifecycle(db: Db) {
     let nodes = run["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3);
     let c = nodes.iter().find(|n| n["id"] == "c").unwrap();
-    assert_eq!(c["outputs"]["result"], 1, "only n = 3 passes version 2's filter");
+    assert_eq!(
+        c["outputs"]["result"], 1,
+        "only n = 3 passes version 2's filter"
+    );
     assert_eq!(run["metering"]["invocations"], 3);
     assert!(run["metering"]["fuel"].as_i64().unwrap() > 0);
 
@@ -163,7 +171,13 @@ async fn lifecycle(db: Db) {
         )
         .await;
     let old = api.finished(old.body["id"].as_str().unwrap()).await;
-    let c = old["nodes"].as_array().unwrap().iter().find(|n| n["id"] == "c").unwrap().clone();
+    let c = old["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "c")
+        .unwrap()
+        .clone();
     assert_eq!(c["outputs"]["result"], 2);
 
     // Another workspace sees none of it.
@@ -188,7 +202,12 @@ async fn lifecycle(db: Db) {
 
     // Usage: six invocations of acme:json today, in JSON and CSV.
     let usage = api
-        .json(Method::GET, "/v1/usage", Some(api.alpha.key(Role::Viewer)), None)
+        .json(
+            Method::GET,
+            "/v1/usage",
+            Some(api.alpha.key(Role::Viewer)),
+            None,
+        )
         .await;
     assert_eq!(usage.status, StatusCode::OK, "{}", usage.body);
     let rows = usage.body["rows"].as_array().unwrap();
@@ -259,18 +278,32 @@ async fn events_stream_from_snapshot_to_finish() {
     let run_id = run.body["id"].as_str().unwrap();
     // The stream ends by itself after `run.finished`; a finished run's stream is its
     // snapshot alone. Either way the body completes.
-    let stream = text(&api, &format!("/v1/runs/{run_id}/events"), api.alpha.key(Role::Viewer)).await;
+    let stream = text(
+        &api,
+        &format!("/v1/runs/{run_id}/events"),
+        api.alpha.key(Role::Viewer),
+    )
+    .await;
     assert!(stream.starts_with("event: snapshot\n"), "{stream}");
     let finished = api.finished(run_id).await;
     let live = stream.contains("event: run.finished");
     let snapshot_final = stream.contains("\"status\":\"succeeded\"");
     assert!(live || snapshot_final, "{stream}");
     if live {
-        assert_eq!(stream.matches("event: node.finished").count(), 3, "{stream}");
+        assert_eq!(
+            stream.matches("event: node.finished").count(),
+            3,
+            "{stream}"
+        );
     }
     assert_eq!(finished["status"], "succeeded");
     // Once finished, the stream is the final snapshot.
-    let again = text(&api, &format!("/v1/runs/{run_id}/events"), api.alpha.key(Role::Viewer)).await;
+    let again = text(
+        &api,
+        &format!("/v1/runs/{run_id}/events"),
+        api.alpha.key(Role::Viewer),
+    )
+    .await;
     assert_eq!(again.matches("event: ").count(), 1, "{again}");
     assert!(again.contains("\"status\":\"succeeded\""));
     // Another workspace's run has no stream.
@@ -312,7 +345,12 @@ async fn retries_dead_letter_timeouts_and_cancel() {
     let id = run.body["id"].as_str().unwrap().to_owned();
     let cancel = loop {
         let current = api
-            .json(Method::GET, &format!("/v1/runs/{id}"), Some(api.alpha.key(Role::Viewer)), None)
+            .json(
+                Method::GET,
+                &format!("/v1/runs/{id}"),
+                Some(api.alpha.key(Role::Viewer)),
+                None,
+            )
             .await;
         if current.body["status"] == "running" {
             break api
@@ -360,29 +398,57 @@ async fn refusals_invalid_workflow_input_yanked_unvetted_quota() {
     let mut bad = chain();
     bad["nodes"][1]["config"] = json!({ "expression": 42 });
     let answer = api
-        .json(Method::POST, "/v1/workflows", Some(api.alpha.key(Role::Member)), Some(bad))
+        .json(
+            Method::POST,
+            "/v1/workflows",
+            Some(api.alpha.key(Role::Member)),
+            Some(bad),
+        )
         .await;
-    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.body
+    );
     assert_eq!(answer.code(), "workflow_invalid");
     assert_eq!(answer.body["error"]["details"][0]["node"], "b");
-    assert_eq!(answer.body["error"]["details"][0]["field"], "/config/expression");
+    assert_eq!(
+        answer.body["error"]["details"][0]["field"],
+        "/config/expression"
+    );
     let mut missing = chain();
     missing["nodes"][0]["plugin"] = json!("acme:flaky");
     let answer = api
-        .json(Method::POST, "/v1/workflows", Some(api.alpha.key(Role::Member)), Some(missing))
+        .json(
+            Method::POST,
+            "/v1/workflows",
+            Some(api.alpha.key(Role::Member)),
+            Some(missing),
+        )
         .await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(answer.body["error"]["details"][0]["node"], "a");
     assert_eq!(answer.body["error"]["details"][0]["field"], "/plugin");
     let listed = api
-        .json(Method::GET, "/v1/workflows", Some(api.alpha.key(Role::Viewer)), None)
+        .json(
+            Method::GET,
+            "/v1/workflows",
+            Some(api.alpha.key(Role::Viewer)),
+            None,
+        )
         .await;
     assert_eq!(listed.body["meta"]["total"], 0, "nothing stored on refusal");
 
     // Wrong run input: 422 naming the input (checked before the quota or the queue).
     let id = api.workflow(chain()).await;
     let answer = api.start(&id, json!({ "data": [1, 2] })).await;
-    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.body
+    );
     assert_eq!(answer.code(), "run_input_invalid");
     assert_eq!(answer.body["error"]["details"]["input"], "data");
 
@@ -394,7 +460,12 @@ async fn refusals_invalid_workflow_input_yanked_unvetted_quota() {
         .await
         .unwrap();
     let answer = api.start(&unrun, json!({ "data": {} })).await;
-    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.body
+    );
     assert_eq!(answer.code(), "version_yanked");
     let answer = api
         .json(
@@ -411,11 +482,21 @@ async fn refusals_invalid_workflow_input_yanked_unvetted_quota() {
     // and queues a review. Only an owner changes the policy.
     let policy = json!({ "require_vetting": true });
     let admin = api
-        .json(Method::PUT, "/v1/policy", Some(api.alpha.key(Role::Admin)), Some(policy.clone()))
+        .json(
+            Method::PUT,
+            "/v1/policy",
+            Some(api.alpha.key(Role::Admin)),
+            Some(policy.clone()),
+        )
         .await;
     assert_eq!(admin.status, StatusCode::FORBIDDEN);
     let owner = api
-        .json(Method::PUT, "/v1/policy", Some(api.alpha.key(Role::Owner)), Some(policy))
+        .json(
+            Method::PUT,
+            "/v1/policy",
+            Some(api.alpha.key(Role::Owner)),
+            Some(policy),
+        )
         .await;
     assert_eq!(owner.status, StatusCode::OK, "{}", owner.body);
     assert_eq!(owner.body["name"], "alpha");
@@ -427,7 +508,12 @@ async fn refusals_invalid_workflow_input_yanked_unvetted_quota() {
             Some(json!({ "plugin": "acme:flaky" })),
         )
         .await;
-    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", answer.body);
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.body
+    );
     assert_eq!(answer.code(), "vetting_required");
     assert!(answer.body["error"]["details"]["vettingRequest"].is_i64());
     let queue = api.registry.vetting_queue("alpha", false).await.unwrap();
@@ -437,26 +523,54 @@ async fn refusals_invalid_workflow_input_yanked_unvetted_quota() {
     // metering records as the workers write them, then the next run is a 429.
     let beta = api.beta.key(Role::Owner);
     let installed = api
-        .json(Method::POST, "/v1/installs", Some(beta), Some(json!({ "plugin": "acme:flaky" })))
+        .json(
+            Method::POST,
+            "/v1/installs",
+            Some(beta),
+            Some(json!({ "plugin": "acme:flaky" })),
+        )
         .await;
     assert_eq!(installed.status, StatusCode::CREATED, "{}", installed.body);
     let created = api
-        .json(Method::POST, "/v1/workflows", Some(beta), Some(flaky("retryable")))
+        .json(
+            Method::POST,
+            "/v1/workflows",
+            Some(beta),
+            Some(flaky("retryable")),
+        )
         .await;
     let flow = created.body["workflowId"].as_str().unwrap().to_owned();
     let run_path = format!("/v1/workflows/{flow}/runs");
     spend_invocations(&api, &api.beta.id, 9_999).await;
-    let last = api.json(Method::POST, &run_path, Some(beta), Some(json!({}))).await;
-    assert_eq!(last.status, StatusCode::ACCEPTED, "the 10,000th fits: {}", last.body);
-    let refused = api.json(Method::POST, &run_path, Some(beta), Some(json!({}))).await;
-    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.body);
+    let last = api
+        .json(Method::POST, &run_path, Some(beta), Some(json!({})))
+        .await;
+    assert_eq!(
+        last.status,
+        StatusCode::ACCEPTED,
+        "the 10,000th fits: {}",
+        last.body
+    );
+    let refused = api
+        .json(Method::POST, &run_path, Some(beta), Some(json!({})))
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.body
+    );
     assert_eq!(refused.code(), "quota_exceeded");
     assert_eq!(refused.body["error"]["details"]["quota"], "invocations");
     assert_eq!(refused.body["error"]["details"]["limit"], 10_000);
     assert_eq!(refused.body["error"]["details"]["plan"], "free");
     // Alpha (team plan, another organization) is unaffected.
     let alpha_run = api.start(&unrun, json!({ "data": {} })).await;
-    assert_eq!(alpha_run.code(), "version_yanked", "alpha is refused for its own reason only");
+    assert_eq!(
+        alpha_run.code(),
+        "version_yanked",
+        "alpha is refused for its own reason only"
+    );
 }
 
 /// Writes `n` metering records for `workspace` dated today.
@@ -484,4 +598,108 @@ async fn spend_invocations(api: &Api, workspace: &str, n: usize) {
         .unwrap();
     }
     tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_restart_resumes_or_fails_every_open_run() {
+    let api = Api::new(Db::Sqlite).await;
+    api.install("acme:json").await;
+    let id = api.workflow(chain()).await;
+    let input = json!({ "data": { "items": [{ "n": 2 }, { "n": 3 }] } });
+    let done = api.start(&id, input.clone()).await;
+    let done = api.finished(done.body["id"].as_str().unwrap()).await;
+    let node_a = done["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == "a")
+        .unwrap()
+        .clone();
+
+    // What a process killed with SIGKILL leaves: a run executing (node `a` finished and
+    // metered), a run accepted but never picked up, and a run that kept crashing.
+    let pool = api.tenancy.pool();
+    let org: String = sqlx::query_scalar("SELECT org_id FROM workspaces WHERE id = $1")
+        .bind(&api.alpha.id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    for (run, status, executions) in [
+        ("run_crashed", "running", 1),
+        ("run_waiting", "queued", 0),
+        ("run_poison", "running", 3),
+    ] {
+        sqlx::query(
+            "INSERT INTO runs (id, workspace_id, org_id, workflow_id, workflow_version, status, \
+             input, executions, created_by, created_at) VALUES ($1, $2, $3, $4, 1, $5, $6, $7, 'test', 0)",
+        )
+        .bind(run)
+        .bind(&api.alpha.id)
+        .bind(&org)
+        .bind(&id)
+        .bind(status)
+        .bind(input.to_string())
+        .bind(executions as i64)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query("INSERT INTO run_nodes (run_id, node_id, report) VALUES ('run_crashed', 'a', $1)")
+        .bind(node_a.to_string())
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO metering_records (run_id, node_id, attempt, workspace_id, org_id, \
+         plugin_id, day, fuel, wall_time_us, peak_memory_bytes, host_calls, http_requests, \
+         denials, failure, record, recorded_at) \
+         VALUES ('run_crashed', 'a', 1, $1, $2, 'acme:json', '2026-01-01', 7, 1, 0, 0, 0, 0, NULL, '{}', 0)",
+    )
+    .bind(&api.alpha.id)
+    .bind(&org)
+    .execute(pool)
+    .await
+    .unwrap();
+
+    let api = api.restarted().await;
+    let crashed = api.finished("run_crashed").await;
+    assert_eq!(crashed["status"], "succeeded", "{crashed}");
+    assert_eq!(crashed["executions"], 2);
+    assert_eq!(
+        crashed["metering"]["invocations"], 3,
+        "a (before the crash), b, c: {crashed}"
+    );
+    assert_eq!(
+        crashed["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["id"] == "a")
+            .unwrap(),
+        &node_a,
+        "a finished before the crash and is not executed again"
+    );
+    let attempts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT node_id, attempt FROM metering_records WHERE run_id = 'run_crashed' ORDER BY node_id",
+    )
+    .fetch_all(api.tenancy.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        attempts,
+        [("a".into(), 1), ("b".into(), 2), ("c".into(), 2)],
+        "attempts after the restart are numbered after the last metered one"
+    );
+    let waiting = api.finished("run_waiting").await;
+    assert_eq!(waiting["status"], "succeeded");
+    assert_eq!(waiting["executions"], 1);
+    let poison = api.finished("run_poison").await;
+    assert_eq!(poison["status"], "failed");
+    assert!(
+        poison["error"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted 3 times"),
+        "{poison}"
+    );
 }

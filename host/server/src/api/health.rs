@@ -52,7 +52,10 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
-    state.metrics.queue_depth.set(state.runs.queue_depth() as i64);
+    state
+        .metrics
+        .queue_depth
+        .set(state.runs.queue_depth() as i64);
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -63,7 +63,11 @@ pub fn routes(max_package_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(installs::get, installs::delete))
         .routes(routes!(installs::get_policy, installs::put_policy))
         .routes(routes!(workflows::list, workflows::create))
-        .routes(routes!(workflows::get, workflows::update, workflows::delete))
+        .routes(routes!(
+            workflows::get,
+            workflows::update,
+            workflows::delete
+        ))
         .routes(routes!(workflows::versions))
         .routes(routes!(workflows::version))
         .routes(routes!(runs::start))

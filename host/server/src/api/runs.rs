@@ -119,30 +119,33 @@ pub async fn events(
         .event("snapshot")
         .json_data(&snapshot)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let live = stream::unfold((receiver, id, over), |(mut receiver, id, over)| async move {
-        if over {
-            return None;
-        }
-        loop {
-            match receiver.recv().await {
-                Ok(event) if event.run_id == id => {
-                    let last = event.event == "run.finished";
-                    let sse = Event::default()
-                        .event(event.event)
-                        .json_data(&event.data)
-                        .unwrap_or_default();
-                    return Some((Ok(sse), (receiver, id, last)));
-                }
-                Ok(_) => continue,
-                // Too slow a reader: say so, the client re-reads the run.
-                Err(RecvError::Lagged(missed)) => {
-                    let sse = Event::default().event("lagged").data(missed.to_string());
-                    return Some((Ok(sse), (receiver, id, false)));
-                }
-                Err(RecvError::Closed) => return None,
+    let live = stream::unfold(
+        (receiver, id, over),
+        |(mut receiver, id, over)| async move {
+            if over {
+                return None;
             }
-        }
-    });
+            loop {
+                match receiver.recv().await {
+                    Ok(event) if event.run_id == id => {
+                        let last = event.event == "run.finished";
+                        let sse = Event::default()
+                            .event(event.event)
+                            .json_data(&event.data)
+                            .unwrap_or_default();
+                        return Some((Ok(sse), (receiver, id, last)));
+                    }
+                    Ok(_) => continue,
+                    // Too slow a reader: say so, the client re-reads the run.
+                    Err(RecvError::Lagged(missed)) => {
+                        let sse = Event::default().event("lagged").data(missed.to_string());
+                        return Some((Ok(sse), (receiver, id, false)));
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
     let stream = futures_util::StreamExt::chain(stream::once(async { Ok(first) }), live);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

@@ -72,11 +72,17 @@ fn check_day(day: &str) -> Result<(), ApiError> {
         });
     match ok {
         true => Ok(()),
-        false => Err(ApiError::BadRequest(format!("`{day}`: expected YYYY-MM-DD"))),
+        false => Err(ApiError::BadRequest(format!(
+            "`{day}`: expected YYYY-MM-DD"
+        ))),
     }
 }
 
-async fn usage(state: &AppState, principal: &Principal, params: UsageParams) -> Result<Usage, ApiError> {
+async fn usage(
+    state: &AppState,
+    principal: &Principal,
+    params: UsageParams,
+) -> Result<Usage, ApiError> {
     let today = hyyve_registry::marketplace::today();
     let from = params.from.unwrap_or_else(|| format!("{}-01", &today[..7]));
     let to = params.to.unwrap_or(today);
@@ -149,7 +155,13 @@ pub async fn export(
     for r in &usage.rows {
         csv.push_str(&format!(
             "{},{},{},{},{},{},{},{}\n",
-            r.day, r.plugin, r.invocations, r.failed, r.fuel, r.wall_time_us, r.http_requests,
+            r.day,
+            r.plugin,
+            r.invocations,
+            r.failed,
+            r.fuel,
+            r.wall_time_us,
+            r.http_requests,
             r.denials
         ));
     }

@@ -41,7 +41,10 @@ pub async fn create(
     JsonBody(workflow): JsonBody<Workflow>,
 ) -> Result<(StatusCode, Json<WorkflowVersion>), ApiError> {
     principal.require(Action::WriteWorkflows)?;
-    state.runs.validate(&principal.workspace_id, &workflow).await?;
+    state
+        .runs
+        .validate(&principal.workspace_id, &workflow)
+        .await?;
     let created = state
         .workflows
         .create(&principal.workspace_id, &workflow, &principal.key_name)
@@ -83,7 +86,10 @@ pub async fn update(
 ) -> Result<Json<WorkflowVersion>, ApiError> {
     principal.require(Action::WriteWorkflows)?;
     state.workflows.get(&principal.workspace_id, &id).await?;
-    state.runs.validate(&principal.workspace_id, &workflow).await?;
+    state
+        .runs
+        .validate(&principal.workspace_id, &workflow)
+        .await?;
     Ok(Json(
         state
             .workflows
@@ -119,7 +125,10 @@ pub async fn versions(
 ) -> Result<Json<Vec<WorkflowVersion>>, ApiError> {
     principal.require(Action::Read)?;
     Ok(Json(
-        state.workflows.versions(&principal.workspace_id, &id).await?,
+        state
+            .workflows
+            .versions(&principal.workspace_id, &id)
+            .await?,
     ))
 }
 

@@ -34,7 +34,12 @@ impl Default for Events {
 
 impl Events {
     /// Sends an event to every subscriber (none listening costs nothing but the check).
-    pub fn emit(&self, event: &'static str, run_id: &str, data: impl FnOnce() -> serde_json::Value) {
+    pub fn emit(
+        &self,
+        event: &'static str,
+        run_id: &str,
+        data: impl FnOnce() -> serde_json::Value,
+    ) {
         if self.sender.receiver_count() > 0 {
             let _ = self.sender.send(Arc::new(RunEvent {
                 event,

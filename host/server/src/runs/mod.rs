@@ -362,15 +362,22 @@ impl Runs {
         let (plan, _) = self
             .plan(&principal.workspace_id, workflow_id, version)
             .await?;
-        plan.check_input(&input).map_err(|e| ApiError::Unprocessable {
-            code: "run_input_invalid".into(),
-            message: e.to_string(),
-            details: serde_json::json!({ "input": e.name, "field": e.field }),
-        })?;
+        plan.check_input(&input)
+            .map_err(|e| ApiError::Unprocessable {
+                code: "run_input_invalid".into(),
+                message: e.to_string(),
+                details: serde_json::json!({ "input": e.name, "field": e.field }),
+            })?;
         let today = hyyve_registry::marketplace::today();
         let reserved = plan.len() as i64;
         self.ledger
-            .reserve(&self.db, &principal.org_id, principal.plan, &today, reserved)
+            .reserve(
+                &self.db,
+                &principal.org_id,
+                principal.plan,
+                &today,
+                reserved,
+            )
             .await?;
         let id = new_id("run");
         let now = now_ms();
@@ -467,7 +474,11 @@ impl Runs {
     }
 
     /// A page of the workspace's runs, newest first.
-    pub async fn list(&self, workspace: &str, page: PageRequest) -> Result<ListPage<Run>, ApiError> {
+    pub async fn list(
+        &self,
+        workspace: &str,
+        page: PageRequest,
+    ) -> Result<ListPage<Run>, ApiError> {
         let (limit, offset) = page.limit_offset();
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {RUN_COLUMNS} FROM runs WHERE workspace_id = $1 \
@@ -505,9 +516,11 @@ impl Runs {
             .await
             .map_err(ApiError::Internal)?;
         if cancelled_queued == 1 {
-            self.events.emit("run.finished", id, || {
-                serde_json::json!({ "status": "cancelled" })
-            });
+            self.events.emit(
+                "run.finished",
+                id,
+                || serde_json::json!({ "status": "cancelled" }),
+            );
             self.metrics
                 .runs
                 .get_or_create(&crate::metrics::RunLabels {

@@ -55,7 +55,10 @@ impl FairQueue {
     /// Adds a run at the end of its workspace's queue.
     pub fn push(&self, ticket: Ticket) {
         let mut state = self.state.lock().expect("not poisoned");
-        let queue = state.waiting.entry(ticket.workspace_id.clone()).or_default();
+        let queue = state
+            .waiting
+            .entry(ticket.workspace_id.clone())
+            .or_default();
         if queue.is_empty() {
             let workspace = ticket.workspace_id.clone();
             queue.push_back(ticket);

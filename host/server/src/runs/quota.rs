@@ -126,7 +126,11 @@ impl Ledger {
         if let Some(limit) = limits.monthly_invocations
             && usage.invocations + usage.reserved + invocations > limit
         {
-            return Err(refuse("invocations", limit, usage.invocations + usage.reserved));
+            return Err(refuse(
+                "invocations",
+                limit,
+                usage.invocations + usage.reserved,
+            ));
         }
         if let Some(limit) = limits.monthly_fuel
             && usage.fuel >= limit

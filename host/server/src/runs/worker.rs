@@ -10,8 +10,8 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use super::events::Events;
-use super::quota::Ledger;
 use super::queue::Ticket;
+use super::quota::Ledger;
 use super::writer::{Bind, Write, Writer};
 use super::{RunState, Runs};
 use crate::ids::now_ms;
@@ -78,11 +78,14 @@ impl Runs {
         self.metrics
             .queue_wait_seconds
             .observe((now - ticket.accepted_at).max(0) as f64 / 1000.0);
-        let span = tracing::info_span!("run", run_id = %ticket.run_id, workspace = %ticket.workspace_id);
+        let span =
+            tracing::info_span!("run", run_id = %ticket.run_id, workspace = %ticket.workspace_id);
         let _entered = span.enter();
-        self.events.emit("run.started", &ticket.run_id, || {
-            serde_json::json!({ "executions": ticket.executions + 1 })
-        });
+        self.events.emit(
+            "run.started",
+            &ticket.run_id,
+            || serde_json::json!({ "executions": ticket.executions + 1 }),
+        );
         if ticket.executions + 1 > self.config.max_executions {
             let error = format!(
                 "interrupted {} times while executing; not resumed again",
@@ -95,7 +98,12 @@ impl Runs {
             .await
         {
             Ok(found) => found,
-            Err(e) => return Some(self.finish(ticket, RunState::Failed, Some(e.to_string())).await),
+            Err(e) => {
+                return Some(
+                    self.finish(ticket, RunState::Failed, Some(e.to_string()))
+                        .await,
+                );
+            }
         };
         let (finished, attempt_offset) = match ticket.executions {
             0 => (Vec::new(), 0),
@@ -135,7 +143,10 @@ impl Runs {
             _ = signal.notified() => None,
         };
         let (state, error) = match outcome {
-            None => (RunState::Cancelled, Some("cancelled while running".to_owned())),
+            None => (
+                RunState::Cancelled,
+                Some("cancelled while running".to_owned()),
+            ),
             Some(Err(e)) => (RunState::Failed, Some(e.to_string())),
             Some(Ok(report)) => outcome_of(&report),
         };
@@ -184,9 +195,11 @@ impl Runs {
         if let Err(e) = done {
             tracing::error!(run_id = %ticket.run_id, error = %e, "finishing run");
         }
-        self.events.emit("run.finished", &ticket.run_id, || {
-            serde_json::json!({ "status": state, "error": error })
-        });
+        self.events.emit(
+            "run.finished",
+            &ticket.run_id,
+            || serde_json::json!({ "status": state, "error": error }),
+        );
         state
     }
 }
@@ -197,10 +210,7 @@ fn outcome_of(report: &RunReport) -> (RunState, Option<String>) {
     if report.status == RunStatus::Succeeded {
         return (RunState::Succeeded, None);
     }
-    let failed = report
-        .nodes
-        .iter()
-        .find(|n| n.status == NodeStatus::Failed);
+    let failed = report.nodes.iter().find(|n| n.status == NodeStatus::Failed);
     let error = failed.map(|n| {
         let why = n.error.as_ref().map(|e| e.message.as_str()).unwrap_or("");
         format!("node `{}` failed: {why}", n.id)
@@ -236,9 +246,11 @@ impl Progress {
 
 impl RunObserver for Progress {
     fn attempt_started(&self, node_id: &str, attempt: u32) {
-        self.events.emit("node.started", &self.run_id, || {
-            serde_json::json!({ "node": node_id, "attempt": attempt + self.attempt_offset })
-        });
+        self.events.emit(
+            "node.started",
+            &self.run_id,
+            || serde_json::json!({ "node": node_id, "attempt": attempt + self.attempt_offset }),
+        );
     }
 
     fn attempt_finished(&self, node_id: &str, attempt: u32, metering: &MeteringRecord) {

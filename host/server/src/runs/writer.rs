@@ -98,7 +98,10 @@ async fn run(db: AnyPool, mut receiver: mpsc::UnboundedReceiver<(Write, Option<R
     }
 }
 
-async fn commit_batch(db: &AnyPool, batch: &[(Write, Option<Reply>)]) -> Result<Vec<u64>, sqlx::Error> {
+async fn commit_batch(
+    db: &AnyPool,
+    batch: &[(Write, Option<Reply>)],
+) -> Result<Vec<u64>, sqlx::Error> {
     let mut tx = db.begin().await?;
     let mut affected = Vec::with_capacity(batch.len());
     for (write, _) in batch {

@@ -581,23 +581,42 @@ async fn spend_invocations(api: &Api, workspace: &str, n: usize) {
         .await
         .unwrap();
     let day = hyyve_registry::marketplace::today();
-    let mut tx = api.tenancy.pool().begin().await.unwrap();
     for i in 0..n {
-        sqlx::query(
-            "INSERT INTO metering_records (run_id, node_id, attempt, workspace_id, org_id, \
-             plugin_id, day, fuel, wall_time_us, peak_memory_bytes, host_calls, http_requests, \
-             denials, failure, record, recorded_at) \
-             VALUES ('spent', $1, 1, $2, $3, 'acme:flaky', $4, 1, 1, 0, 0, 0, 0, NULL, '{}', 0)",
+        metering_record(
+            api.tenancy.pool(),
+            "spent",
+            &format!("n{i}"),
+            workspace,
+            &org,
+            &day,
         )
-        .bind(format!("n{i}"))
-        .bind(workspace)
-        .bind(&org)
-        .bind(&day)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+        .await;
     }
-    tx.commit().await.unwrap();
+}
+
+/// Inserts one successful attempt-1 record of `acme:flaky` (fuel 7) as a worker would.
+async fn metering_record(
+    pool: &sqlx::AnyPool,
+    run: &str,
+    node: &str,
+    workspace: &str,
+    org: &str,
+    day: &str,
+) {
+    sqlx::query(
+        "INSERT INTO metering_records (run_id, node_id, attempt, workspace_id, org_id, \
+         plugin_id, day, fuel, wall_time_us, peak_memory_bytes, host_calls, http_requests, \
+         denials, failure, record, recorded_at) \
+         VALUES ($1, $2, 1, $3, $4, 'acme:flaky', $5, 7, 1, 0, 0, 0, 0, NULL, '{}', 0)",
+    )
+    .bind(run)
+    .bind(node)
+    .bind(workspace)
+    .bind(org)
+    .bind(day)
+    .execute(pool)
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -649,17 +668,7 @@ async fn a_restart_resumes_or_fails_every_open_run() {
         .execute(pool)
         .await
         .unwrap();
-    sqlx::query(
-        "INSERT INTO metering_records (run_id, node_id, attempt, workspace_id, org_id, \
-         plugin_id, day, fuel, wall_time_us, peak_memory_bytes, host_calls, http_requests, \
-         denials, failure, record, recorded_at) \
-         VALUES ('run_crashed', 'a', 1, $1, $2, 'acme:json', '2026-01-01', 7, 1, 0, 0, 0, 0, NULL, '{}', 0)",
-    )
-    .bind(&api.alpha.id)
-    .bind(&org)
-    .execute(pool)
-    .await
-    .unwrap();
+    metering_record(pool, "run_crashed", "a", &api.alpha.id, &org, "2026-01-01").await;
 
     let api = api.restarted().await;
     let crashed = api.finished("run_crashed").await;

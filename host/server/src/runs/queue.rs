@@ -128,3 +128,55 @@ impl FairQueue {
         self.state.lock().expect("not poisoned").depth
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket(workspace: &str, n: usize, concurrency: usize) -> Ticket {
+        Ticket {
+            run_id: format!("{workspace}-{n}"),
+            workspace_id: workspace.into(),
+            org_id: "org".into(),
+            workflow_id: "wf".into(),
+            version: 1,
+            input: Value::Null,
+            concurrency,
+            accepted_at: 0,
+            reserved: 0,
+            executions: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flood_does_not_delay_another_workspace_beyond_one_turn() {
+        let queue = FairQueue::default();
+        for n in 0..10_000 {
+            queue.push(ticket("flood", n, 64));
+        }
+        queue.push(ticket("single", 0, 64));
+        let first = queue.pop().await;
+        let second = queue.pop().await;
+        assert_eq!(first.run_id, "flood-0");
+        assert_eq!(second.run_id, "single-0", "the single run gets the next turn");
+        assert_eq!(queue.depth(), 9_999);
+    }
+
+    #[tokio::test]
+    async fn a_workspace_at_its_concurrency_waits_while_others_run() {
+        let queue = FairQueue::default();
+        for n in 0..3 {
+            queue.push(ticket("capped", n, 2));
+        }
+        queue.push(ticket("other", 0, 2));
+        let mut started: Vec<String> = Vec::new();
+        for _ in 0..3 {
+            started.push(queue.pop().await.run_id);
+        }
+        assert_eq!(started, ["capped-0", "other-0", "capped-1"]);
+        // capped-2 waits for a slot of its own workspace.
+        assert!(queue.try_pop().is_none());
+        queue.finished("capped");
+        assert_eq!(queue.pop().await.run_id, "capped-2");
+    }
+}

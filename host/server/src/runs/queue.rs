@@ -158,7 +158,10 @@ mod tests {
         let first = queue.pop().await;
         let second = queue.pop().await;
         assert_eq!(first.run_id, "flood-0");
-        assert_eq!(second.run_id, "single-0", "the single run gets the next turn");
+        assert_eq!(
+            second.run_id, "single-0",
+            "the single run gets the next turn"
+        );
         assert_eq!(queue.depth(), 9_999);
     }
 

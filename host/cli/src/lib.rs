@@ -4,7 +4,9 @@
 pub mod bench;
 pub mod bench_capabilities;
 pub mod bench_registry;
+pub mod bench_server;
 pub mod build;
+pub mod first_run;
 pub mod install;
 pub mod registry_cli;
 pub mod report;

@@ -116,7 +116,21 @@ enum Command {
         /// Listings published for the search benchmark.
         #[arg(long, default_value_t = 10_000)]
         listings: usize,
-        /// Registry database for --registry (default: a fresh SQLite file).
+        /// Run only the server benchmarks (runs/s through the HTTP API, latency,
+        /// fairness under a flood), against a `hyyve serve` child process.
+        #[arg(long)]
+        server: bool,
+        /// Runs of the --server throughput figure.
+        #[arg(long, default_value_t = 20_000)]
+        runs: usize,
+        /// Runs the flooding workspace starts in the --server fairness figure.
+        #[arg(long, default_value_t = 10_000)]
+        flood: usize,
+        /// Concurrent HTTP clients of --server.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Database for --registry or --server (default: a fresh SQLite file; for
+        /// PostgreSQL, --server works in a fresh schema it drops at the end).
         #[arg(long)]
         database_url: Option<String>,
     },
@@ -530,7 +544,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve { listen } => {
-            serve_cli::serve(&cli.data_dir, runtime(&cli.data_dir)?, listen).await?;
+            serve_cli::serve(
+                &cli.data_dir,
+                &build::repo_root(),
+                runtime(&cli.data_dir)?,
+                listen,
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Admin(command) => {
@@ -542,9 +562,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             capabilities,
             registry,
             listings,
+            server,
+            runs,
+            flood,
+            concurrency,
             database_url,
         } => {
             let repo = build::repo_root();
+            if server {
+                let config = hyyve::bench_server::BenchConfig {
+                    database_url,
+                    runs,
+                    flood,
+                    concurrency,
+                };
+                hyyve::bench_server::run(&repo, config).await?;
+                return Ok(ExitCode::SUCCESS);
+            }
             if registry {
                 hyyve::bench_registry::run(&repo, database_url, listings).await?;
                 return Ok(ExitCode::SUCCESS);

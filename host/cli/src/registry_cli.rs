@@ -228,17 +228,32 @@ pub fn package(
     component: Option<&Path>,
     output: Option<PathBuf>,
 ) -> anyhow::Result<PathBuf> {
-    let manifest_path = dir.join("hyyve.toml");
-    let manifest_text = std::fs::read_to_string(&manifest_path)
-        .with_context(|| format!("reading {}", manifest_path.display()))?;
-    let manifest =
-        Manifest::parse(&manifest_text).with_context(|| manifest_path.display().to_string())?;
     let component_path = match component {
         Some(path) => path.to_owned(),
         None => crate::build::build_crate(&dir.canonicalize()?, None)?,
     };
     let component = std::fs::read(&component_path)
         .with_context(|| format!("reading {}", component_path.display()))?;
+    let (manifest, package) = package_dir(dir, component)?;
+    let output = output.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "{}-{}-{}.hyyvepkg",
+            manifest.plugin.id.namespace, manifest.plugin.id.name, manifest.plugin.version
+        ))
+    });
+    std::fs::write(&output, package.to_bytes())
+        .with_context(|| format!("writing {}", output.display()))?;
+    Ok(output)
+}
+
+/// The package of the plugin in `dir` (its `hyyve.toml` and listing files) around a
+/// built `component`, unsigned.
+pub fn package_dir(dir: &Path, component: Vec<u8>) -> anyhow::Result<(Manifest, Package)> {
+    let manifest_path = dir.join("hyyve.toml");
+    let manifest_text = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let manifest =
+        Manifest::parse(&manifest_text).with_context(|| manifest_path.display().to_string())?;
     let read_beside = |name: &Option<String>| -> anyhow::Result<Option<(String, Vec<u8>)>> {
         name.as_ref()
             .map(|n| {
@@ -260,15 +275,7 @@ pub fn package(
         (entry.to_owned(), bytes)
     });
     let package = Package::new(&manifest, manifest_text, component, readme, icon)?;
-    let output = output.unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "{}-{}-{}.hyyvepkg",
-            manifest.plugin.id.namespace, manifest.plugin.id.name, manifest.plugin.version
-        ))
-    });
-    std::fs::write(&output, package.to_bytes())
-        .with_context(|| format!("writing {}", output.display()))?;
-    Ok(output)
+    Ok((manifest, package))
 }
 
 /// `hyyve plugin sign`: adds the publisher's signature (the key's owner must be the
@@ -278,8 +285,16 @@ pub fn sign(package_path: &Path, key_path: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("reading {}", package_path.display()))?;
     let mut package = Package::parse(&bytes)?;
     package.verify_digests()?;
-    let manifest = Manifest::parse(&package.manifest_text)?;
     let key = KeyPair::load(key_path)?;
+    let key_id = sign_as_publisher(&mut package, &key)?;
+    std::fs::write(package_path, package.to_bytes())?;
+    Ok(key_id)
+}
+
+/// Adds (or replaces) `key`'s publisher signature; its key id. The key's owner must be
+/// the manifest's publisher.
+pub fn sign_as_publisher(package: &mut Package, key: &KeyPair) -> anyhow::Result<String> {
+    let manifest = Manifest::parse(&package.manifest_text)?;
     if key.owner != manifest.plugin.publisher {
         anyhow::bail!(
             "key belongs to `{}`, the package's publisher is `{}`",
@@ -295,7 +310,6 @@ pub fn sign(package_path: &Path, key_path: &Path) -> anyhow::Result<String> {
         key_id: key_id.clone(),
         signature: key.sign(&package.signed_message()),
     });
-    std::fs::write(package_path, package.to_bytes())?;
     Ok(key_id)
 }
 

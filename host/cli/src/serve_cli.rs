@@ -92,27 +92,30 @@ pub async fn admin(
     Ok(())
 }
 
-/// Serves until Ctrl-C. A fresh database gets a default organization and workspace, and
-/// its owner key is printed.
+/// Serves until Ctrl-C. A fresh database is set up first ([`crate::first_run`]): the
+/// owner key, the installed first-party plugins and the example workflow are printed.
 pub async fn serve(
     data_dir: &Path,
+    repo: &Path,
     runtime: Arc<Runtime>,
     listen: SocketAddr,
 ) -> anyhow::Result<()> {
     let state = state(data_dir, runtime).await?;
-    if state.tenancy.is_empty().await? {
-        let made = state
-            .tenancy
-            .bootstrap("default", "default", "owner", Plan::Free)
-            .await?;
-        println!("fresh database: organization `default`, workspace `default` created");
-        print_key(&made);
-    }
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    println!(
-        "hyyve API on http://{} (OpenAPI at /openapi.json)",
-        listener.local_addr()?
-    );
+    let url = format!("http://{}", listener.local_addr()?);
+    if state.tenancy.is_empty().await? {
+        let made = crate::first_run::seed(data_dir, repo, &state).await?;
+        println!("fresh database: organization `default`, workspace `default` created");
+        print_key(&made.bootstrap);
+        println!("installed: {}", made.installed.join(", "));
+        println!("example workflow: {}", made.workflow_id);
+        println!(
+            "run it: curl -s -X POST {url}/v1/workflows/{}/runs -H 'authorization: Bearer {}' \\\n  \
+             -H 'content-type: application/json' -d \"{{\\\"input\\\": $(cat examples/tickets-input.json)}}\"",
+            made.workflow_id, made.bootstrap.key.secret
+        );
+    }
+    println!("hyyve API on {url} (OpenAPI at {url}/openapi.json)");
     hyyve_server::serve(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;
     })

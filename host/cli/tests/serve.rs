@@ -1,0 +1,224 @@
+//! `hyyve serve` as a process: a fresh data dir comes up with the first-party plugins
+//! installed and the example workflow runnable with the printed key; a server killed
+//! with SIGKILL mid-flight and started again finishes every accepted run exactly once.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A running `hyyve serve` and what it printed before listening.
+struct Served {
+    child: Child,
+    url: String,
+    printed: Vec<String>,
+}
+
+/// Starts `hyyve serve` on a free port of loopback (SQLite under `data`, one worker so
+/// runs queue up) and waits until it listens.
+async fn serve(data: &Path) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hyyve"))
+        .current_dir(repo())
+        .arg("--data-dir")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("DATABASE_URL")
+        .env_remove("HYYVE_DATABASE_URL")
+        .env("HYYVE_WORKERS", "1")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("hyyve serve starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(rest) = line.strip_prefix("hyyve API on ") {
+            let url = rest.split_whitespace().next().unwrap().to_owned();
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return Served {
+                child,
+                url,
+                printed,
+            };
+        }
+        printed.push(line);
+    }
+    panic!("hyyve serve exited before listening: {printed:?}");
+}
+
+/// The text after `prefix` on the first printed line that has it.
+fn after<'a>(printed: &'a [String], prefix: &str) -> &'a str {
+    printed
+        .iter()
+        .find_map(|l| l.split(prefix).nth(1))
+        .unwrap_or_else(|| panic!("nothing printed after `{prefix}`: {printed:?}"))
+        .trim()
+}
+
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    key: String,
+}
+
+impl Client {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.key);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn start(&self, workflow: &str, input: Value) -> String {
+        let (status, run) = self
+            .send(
+                reqwest::Method::POST,
+                &format!("/v1/workflows/{workflow}/runs"),
+                Some(json!({ "input": input })),
+            )
+            .await;
+        assert_eq!(status, 202, "{run}");
+        run["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn run(&self, id: &str) -> Value {
+        let (status, run) = self
+            .send(reqwest::Method::GET, &format!("/v1/runs/{id}"), None)
+            .await;
+        assert_eq!(status, 200, "{run}");
+        run
+    }
+
+    /// Polls until the run is final (at most 60 s).
+    async fn finished(&self, id: &str) -> Value {
+        for _ in 0..6000 {
+            let run = self.run(id).await;
+            if !matches!(run["status"].as_str(), Some("queued" | "running")) {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("run {id} did not finish");
+    }
+}
+
+fn node<'a>(run: &'a Value, id: &str) -> &'a Value {
+    run["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == id)
+        .unwrap_or_else(|| panic!("no node {id} in {run}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_server_runs_the_example_and_finishes_every_run_once_after_sigkill() {
+    let data = std::env::temp_dir().join(format!("hyyve-serve-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let mut served = serve(&data).await;
+    assert_eq!(
+        after(&served.printed, "installed: "),
+        "hyyve:fibo, hyyve:json, hyyve:logic, hyyve:text"
+    );
+    let api = Client {
+        http: reqwest::Client::new(),
+        url: served.url.clone(),
+        key: after(&served.printed, "keep it): ").to_owned(),
+    };
+    let example = after(&served.printed, "example workflow: ").to_owned();
+
+    // The example workflow, with the README's input.
+    let tickets: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("examples/tickets-input.json")).unwrap(),
+    )
+    .unwrap();
+    let id = api.start(&example, tickets).await;
+    let run = api.finished(&id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(node(&run, "orders")["status"], "succeeded");
+    assert!(
+        node(&run, "orders")["outputs"]
+            .to_string()
+            .contains("AB-1234")
+    );
+    assert_eq!(node(&run, "all-clear")["status"], "skipped");
+
+    // A two-node workflow slow enough that runs queue behind the single worker.
+    let (status, created) = api
+        .send(
+            reqwest::Method::POST,
+            "/v1/workflows",
+            Some(json!({
+                "name": "slow",
+                "nodes": [
+                    { "id": "slow", "plugin": "hyyve:fibo", "type": "fibo", "config": { "n": 30 } },
+                    { "id": "twice", "plugin": "hyyve:json", "type": "query", "config": { "expression": "@" } }
+                ],
+                "edges": [{ "from": "slow.value", "to": "twice.data" }]
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let slow = created["workflowId"].as_str().unwrap().to_owned();
+    let mut ids = Vec::new();
+    for _ in 0..150 {
+        ids.push(api.start(&slow, json!({})).await);
+    }
+    let last = api.run(ids.last().unwrap()).await;
+    assert_eq!(
+        last["status"], "queued",
+        "runs must still be queued when the server is killed"
+    );
+    // SIGKILL: no shutdown code runs.
+    served.child.kill().await.unwrap();
+    served.child.wait().await.unwrap();
+
+    let restarted = serve(&data).await;
+    assert!(
+        !restarted.printed.iter().any(|l| l.contains("keep it")),
+        "a database in use is not set up again: {:?}",
+        restarted.printed
+    );
+    let api = Client {
+        url: restarted.url.clone(),
+        ..api
+    };
+    let mut attempts = 0;
+    for id in &ids {
+        let run = api.finished(id).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        assert_eq!(node(&run, "twice")["outputs"]["result"], 832040);
+        attempts += node(&run, "slow")["attempts"].as_i64().unwrap();
+    }
+    // Every fibo invocation metered once: one record per (run, node, attempt).
+    let (status, usage) = api.send(reqwest::Method::GET, "/v1/usage", None).await;
+    assert_eq!(status, 200, "{usage}");
+    let metered: i64 = usage["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["plugin"] == "hyyve:fibo")
+        .map(|r| r["invocations"].as_i64().unwrap())
+        .sum();
+    assert_eq!(metered, attempts);
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -22,6 +22,7 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
+use axum::serve::ListenerExt as _;
 use hyyve_policy::PlatformConfig;
 use hyyve_registry::Registry;
 use installs::Installs;
@@ -121,6 +122,13 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Without TCP_NODELAY, each small write that follows another (the events of a run's
+    // stream, a response's head then its body) waits for the peer's delayed ACK: 40 ms.
+    let listener = listener.tap_io(|stream| {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set on a connection");
+        }
+    });
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use super::events::Events;
 use super::queue::Ticket;
 use super::quota::Ledger;
-use super::writer::{Bind, Write, Writer};
+use super::writer::{Bind, MeteringRow, Write, Writer};
 use super::{RunState, Runs};
 use crate::ids::now_ms;
 use crate::metrics::{DenialLabels, Metrics, PluginLabels, RunLabels};
@@ -259,42 +259,24 @@ impl RunObserver for Progress {
         let day = hyyve_registry::marketplace::today();
         let fuel = i64::try_from(metering.fuel).unwrap_or(i64::MAX);
         let outcome = metering.failure.clone().unwrap_or_else(|| "ok".into());
-        // Marketplace usage (creator payouts) counts successful invocations, and only
-        // when this record is new: the same key written again adds nothing.
-        if metering.failure.is_none() {
-            self.writer.submit(Write::new(
-                "INSERT INTO usage_daily (plugin_id, workspace, day, invocations)                  SELECT $1, $2, $3, 1 WHERE NOT EXISTS (SELECT 1 FROM metering_records                  WHERE run_id = $4 AND node_id = $5 AND attempt = $6)                  ON CONFLICT (plugin_id, workspace, day)                  DO UPDATE SET invocations = usage_daily.invocations + 1",
-                vec![
-                    Bind::Text(plugin.clone()),
-                    Bind::Text(self.workspace_id.clone()),
-                    Bind::Text(day.clone()),
-                    Bind::Text(self.run_id.clone()),
-                    Bind::Text(node_id.to_owned()),
-                    Bind::Int(attempt),
-                ],
-            ));
-        }
-        self.writer.submit(Write::new(
-            "INSERT INTO metering_records (run_id, node_id, attempt, workspace_id, org_id,              plugin_id, day, fuel, wall_time_us, peak_memory_bytes, host_calls, http_requests,              denials, failure, record, recorded_at)              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)              ON CONFLICT (run_id, node_id, attempt) DO NOTHING",
-            vec![
-                Bind::Text(self.run_id.clone()),
-                Bind::Text(node_id.to_owned()),
-                Bind::Int(attempt),
-                Bind::Text(self.workspace_id.clone()),
-                Bind::Text(self.org_id.clone()),
-                Bind::Text(plugin.clone()),
-                Bind::Text(day.clone()),
-                Bind::Int(fuel),
-                Bind::Int(metering.wall_time_us as i64),
-                Bind::Int(metering.peak_memory_bytes as i64),
-                Bind::Int(metering.host_calls as i64),
-                Bind::Int(metering.http_requests as i64),
-                Bind::Int(metering.denials.len() as i64),
-                Bind::OptText(metering.failure.clone()),
-                Bind::Text(serde_json::to_string(metering).unwrap_or_default()),
-                Bind::Int(now_ms()),
-            ],
-        ));
+        self.writer.submit(Write::Metering(MeteringRow {
+            run_id: self.run_id.clone(),
+            node_id: node_id.to_owned(),
+            attempt,
+            workspace_id: self.workspace_id.clone(),
+            org_id: self.org_id.clone(),
+            plugin_id: plugin.clone(),
+            day: day.clone(),
+            fuel,
+            wall_time_us: metering.wall_time_us as i64,
+            peak_memory_bytes: metering.peak_memory_bytes as i64,
+            host_calls: metering.host_calls as i64,
+            http_requests: metering.http_requests as i64,
+            denials: metering.denials.len() as i64,
+            failure: metering.failure.clone(),
+            record: serde_json::to_string(metering).unwrap_or_default(),
+            recorded_at: now_ms(),
+        }));
         self.ledger.record(&self.org_id, &day, fuel);
         let labels = PluginLabels {
             plugin: plugin.clone(),
@@ -321,14 +303,11 @@ impl RunObserver for Progress {
 
     fn node_settled(&self, report: &NodeReport) {
         let text = serde_json::to_string(report).unwrap_or_default();
-        self.writer.submit(Write::new(
-            "INSERT INTO run_nodes (run_id, node_id, report) VALUES ($1, $2, $3)              ON CONFLICT (run_id, node_id) DO UPDATE SET report = excluded.report",
-            vec![
-                Bind::Text(self.run_id.clone()),
-                Bind::Text(report.id.clone()),
-                Bind::Text(text),
-            ],
-        ));
+        self.writer.submit(Write::NodeReport {
+            run_id: self.run_id.clone(),
+            node_id: report.id.clone(),
+            report: text,
+        });
         self.events.emit("node.finished", &self.run_id, || {
             serde_json::to_value(report).unwrap_or(Value::Null)
         });

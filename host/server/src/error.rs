@@ -146,7 +146,7 @@ impl From<RegistryError> for ApiError {
             "not_found" => ApiError::NotFound(e.to_string()),
             "storage_failed" | "config_invalid" => ApiError::Internal(e.to_string()),
             "package_too_large" => ApiError::unprocessable(e.code(), e.to_string()),
-            "version_exists" | "already_registered" => ApiError::Conflict {
+            "version_exists" | "already_registered" | "not_pending" => ApiError::Conflict {
                 code: e.code().into(),
                 message: e.to_string(),
             },

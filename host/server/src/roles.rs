@@ -68,11 +68,13 @@ pub enum Action {
     Install,
     /// Change the organization's policy (vetting rule, publishers, capability bounds).
     ManagePolicy,
+    /// Read the organization's review queue, approve and reject its requests.
+    Vet,
 }
 
 impl Action {
     /// Every action, in the order of the documented matrix.
-    pub const ALL: [Action; 10] = [
+    pub const ALL: [Action; 11] = [
         Action::Read,
         Action::WriteProjects,
         Action::WriteWorkflows,
@@ -83,6 +85,7 @@ impl Action {
         Action::ManageKeys,
         Action::ManageMembers,
         Action::ManagePolicy,
+        Action::Vet,
     ];
 
     /// The weakest role allowed to do it.
@@ -95,7 +98,7 @@ impl Action {
             Action::Install | Action::ListKeys | Action::ManageKeys | Action::ManageMembers => {
                 Role::Admin
             }
-            Action::ManagePolicy => Role::Owner,
+            Action::ManagePolicy | Action::Vet => Role::Owner,
         }
     }
 
@@ -109,6 +112,7 @@ impl Action {
             Action::Run => "start and cancel runs",
             Action::Install => "install / uninstall plugins in the workspace",
             Action::ManagePolicy => "change the organization's policy",
+            Action::Vet => "review the organization's vetting queue: approve / reject",
             Action::WriteProjects => "create, rename, delete projects",
             Action::Publish => "publish signed packages",
             Action::ListKeys => "list API keys (secrets are never shown again)",

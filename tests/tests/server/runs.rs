@@ -515,9 +515,121 @@ async fn refusals_invalid_workflow_input_yanked_unvetted_quota() {
         answer.body
     );
     assert_eq!(answer.code(), "vetting_required");
-    assert!(answer.body["error"]["details"]["vettingRequest"].is_i64());
-    let queue = api.registry.vetting_queue("alpha", false).await.unwrap();
-    assert_eq!(queue.len(), 1);
+    let request = answer.body["error"]["details"]["vettingRequest"]
+        .as_i64()
+        .unwrap();
+
+    // The review queue over HTTP: the organization's owner reads and decides it; an
+    // admin may not; another organization's owner sees no such request.
+    let queue = api
+        .json(
+            Method::GET,
+            "/v1/vetting",
+            Some(api.alpha.key(Role::Owner)),
+            None,
+        )
+        .await;
+    assert_eq!(queue.status, StatusCode::OK, "{}", queue.body);
+    assert_eq!(queue.body.as_array().unwrap().len(), 1);
+    assert_eq!(queue.body[0]["id"], request);
+    assert_eq!(queue.body[0]["plugin"], "acme:flaky");
+    // A rejection is final for its request: approving it later is a conflict.
+    let rejected = api
+        .json(
+            Method::POST,
+            &format!("/v1/vetting/{request}/reject"),
+            Some(api.alpha.key(Role::Owner)),
+            Some(json!({ "reason": "asks for more than it needs" })),
+        )
+        .await;
+    assert_eq!(rejected.status, StatusCode::OK, "{}", rejected.body);
+    assert_eq!(rejected.body["status"], "rejected");
+    assert_eq!(rejected.body["reason"], "asks for more than it needs");
+    let reason = json!({ "reason": "reviewed: pure compute" });
+    let again = api
+        .json(
+            Method::POST,
+            &format!("/v1/vetting/{request}/approve"),
+            Some(api.alpha.key(Role::Owner)),
+            Some(reason.clone()),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert_eq!(again.code(), "not_pending");
+
+    // Asking again queues a new request; only alpha's owner approves it.
+    let install = || {
+        api.json(
+            Method::POST,
+            "/v1/installs",
+            Some(api.alpha.key(Role::Admin)),
+            Some(json!({ "plugin": "acme:flaky" })),
+        )
+    };
+    let asked = install().await;
+    assert_eq!(asked.code(), "vetting_required", "{}", asked.body);
+    let second = asked.body["error"]["details"]["vettingRequest"]
+        .as_i64()
+        .unwrap();
+    assert_ne!(second, request);
+    let approve = format!("/v1/vetting/{second}/approve");
+    let admin = api
+        .json(
+            Method::POST,
+            &approve,
+            Some(api.alpha.key(Role::Admin)),
+            Some(reason.clone()),
+        )
+        .await;
+    assert_eq!(admin.status, StatusCode::FORBIDDEN);
+    let listed = api
+        .json(
+            Method::GET,
+            "/v1/vetting",
+            Some(api.alpha.key(Role::Admin)),
+            None,
+        )
+        .await;
+    assert_eq!(listed.status, StatusCode::FORBIDDEN);
+    let other = api
+        .json(
+            Method::POST,
+            &approve,
+            Some(api.beta.key(Role::Owner)),
+            Some(reason.clone()),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "{}", other.body);
+    let empty = api
+        .json(
+            Method::POST,
+            &approve,
+            Some(api.alpha.key(Role::Owner)),
+            Some(json!({ "reason": " " })),
+        )
+        .await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    let approved = api
+        .json(
+            Method::POST,
+            &approve,
+            Some(api.alpha.key(Role::Owner)),
+            Some(reason),
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    assert_eq!(approved.body["status"], "approved");
+    let pending = api
+        .json(
+            Method::GET,
+            "/v1/vetting",
+            Some(api.alpha.key(Role::Owner)),
+            None,
+        )
+        .await;
+    assert_eq!(pending.body.as_array().unwrap().len(), 0);
+    let installed = install().await;
+    assert_eq!(installed.status, StatusCode::CREATED, "{}", installed.body);
 
     // Quota: beta is on the free plan (10,000 invocations a month). Spend them with
     // metering records as the workers write them, then the next run is a 429.

@@ -9,6 +9,7 @@ pub mod projects;
 pub mod registry;
 pub mod runs;
 pub mod usage;
+pub mod vetting;
 pub mod workflows;
 
 use axum::extract::DefaultBodyLimit;
@@ -75,6 +76,9 @@ pub fn routes(max_package_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(runs::get))
         .routes(routes!(runs::cancel))
         .routes(routes!(runs::events))
+        .routes(routes!(vetting::queue))
+        .routes(routes!(vetting::approve))
+        .routes(routes!(vetting::reject))
         .routes(routes!(usage::get))
         .routes(routes!(usage::export))
         .layer(DefaultBodyLimit::max(crate::MAX_JSON_BODY))

@@ -352,17 +352,13 @@ impl Registry {
         day: &str,
         invocations: i64,
     ) -> Result<(), RegistryError> {
-        sqlx::query(
-            "INSERT INTO usage_daily (plugin_id, workspace, day, invocations) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (plugin_id, workspace, day) \
-             DO UPDATE SET invocations = usage_daily.invocations + $4",
-        )
-        .bind(plugin)
-        .bind(workspace)
-        .bind(day)
-        .bind(invocations)
-        .execute(&self.db)
-        .await?;
+        sqlx::query(RECORD_USAGE_SQL)
+            .bind(plugin)
+            .bind(workspace)
+            .bind(day)
+            .bind(invocations)
+            .execute(&self.db)
+            .await?;
         Ok(())
     }
 
@@ -456,6 +452,12 @@ impl Registry {
         Ok(payout)
     }
 }
+
+/// Adds `$4` invocations of plugin `$1` by workspace `$2` on day `$3`: for callers that
+/// count usage inside their own transaction (the server's run writer).
+pub const RECORD_USAGE_SQL: &str = "INSERT INTO usage_daily (plugin_id, workspace, day, invocations) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (plugin_id, workspace, day) \
+     DO UPDATE SET invocations = usage_daily.invocations + $4";
 
 #[cfg(test)]
 mod tests {

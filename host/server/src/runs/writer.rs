@@ -232,17 +232,13 @@ async fn commit_batch(
         }
     }
     for ((plugin, workspace, day), invocations) in usage {
-        sqlx::query(
-            "INSERT INTO usage_daily (plugin_id, workspace, day, invocations) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (plugin_id, workspace, day) \
-             DO UPDATE SET invocations = usage_daily.invocations + $4",
-        )
-        .bind(plugin)
-        .bind(workspace)
-        .bind(day)
-        .bind(invocations)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(hyyve_registry::marketplace::RECORD_USAGE_SQL)
+            .bind(plugin)
+            .bind(workspace)
+            .bind(day)
+            .bind(invocations)
+            .execute(&mut *tx)
+            .await?;
     }
     let reports: Vec<_> = reports.into_iter().collect();
     for chunk in reports.chunks(ROWS_PER_INSERT) {

@@ -40,7 +40,7 @@ pub fn scratch_root() -> PathBuf {
 }
 
 /// Every guest the tests use, by package name.
-pub const GUESTS: [&str; 7] = [
+pub const GUESTS: [&str; 8] = [
     "hyyve-plugin-fibo",
     "hyyve-plugin-text",
     "hyyve-plugin-json",
@@ -48,6 +48,7 @@ pub const GUESTS: [&str; 7] = [
     "guest-hostile",
     "guest-command",
     "guest-flaky",
+    "guest-secret",
 ];
 
 /// Path of the built component of `package` (one of [`GUESTS`]); builds all on first use.

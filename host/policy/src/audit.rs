@@ -40,6 +40,55 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
+impl AuditEntry {
+    /// The entry that follows the one numbered `seq` with hash `hash` (`0` and
+    /// [`GENESIS`] for the first entry), stamped now and hashed.
+    pub fn following(seq: u64, hash: &str, event: AuditEvent) -> Self {
+        let mut entry = AuditEntry {
+            seq: seq + 1,
+            at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            event,
+            prev: hash.to_owned(),
+            hash: String::new(),
+        };
+        entry.hash = entry_hash(&entry);
+        entry
+    }
+}
+
+/// Where a chain of entries stops holding together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainBreak {
+    /// 1-based position of the first entry that does not fit.
+    pub position: u64,
+    /// What does not match.
+    pub message: String,
+}
+
+/// Checks that `entries` (oldest first, the whole log) are numbered from 1, each follows
+/// the previous one, and each matches its hash.
+pub fn verify_chain(entries: &[AuditEntry]) -> Result<(), ChainBreak> {
+    let mut prev = GENESIS;
+    for (i, entry) in entries.iter().enumerate() {
+        let position = i as u64 + 1;
+        let broken = |message: String| ChainBreak { position, message };
+        if entry.seq != position {
+            return Err(broken(format!(
+                "sequence {} where {position} was expected",
+                entry.seq
+            )));
+        }
+        if entry.prev != prev {
+            return Err(broken("does not follow the previous entry".into()));
+        }
+        if entry_hash(entry) != entry.hash {
+            return Err(broken("content does not match its hash".into()));
+        }
+        prev = &entry.hash;
+    }
+    Ok(())
+}
+
 /// Why the audit log could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -70,7 +119,8 @@ pub struct AuditLog {
     tail: Mutex<(u64, String)>,
 }
 
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// The `prev` of the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 impl AuditLog {
     /// Opens the log at `path` (created on first append), checking its chain.
@@ -89,14 +139,7 @@ impl AuditLog {
     /// Appends one event and flushes it to disk.
     pub fn append(&self, event: AuditEvent) -> Result<AuditEntry, AuditError> {
         let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
-        let mut entry = AuditEntry {
-            seq: tail.0 + 1,
-            at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            event,
-            prev: tail.1.clone(),
-            hash: String::new(),
-        };
-        entry.hash = entry_hash(&entry);
+        let entry = AuditEntry::following(tail.0, &tail.1, event);
         let mut line = serde_json::to_vec(&entry).map_err(|e| self.io(e))?;
         line.push(b'\n');
         if let Some(dir) = self.path.parent() {
@@ -156,27 +199,14 @@ fn read_entries(path: &Path) -> Result<Vec<AuditEntry>, AuditError> {
         message,
     };
     let mut entries: Vec<AuditEntry> = Vec::new();
-    let mut prev = GENESIS.to_owned();
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let n = i as u64 + 1;
         let line = line.map_err(|e| broken(n, e.to_string()))?;
         let entry: AuditEntry =
             serde_json::from_str(&line).map_err(|e| broken(n, e.to_string()))?;
-        if entry.seq != n {
-            return Err(broken(
-                n,
-                format!("sequence {} where {n} was expected", entry.seq),
-            ));
-        }
-        if entry.prev != prev {
-            return Err(broken(n, "does not follow the previous entry".into()));
-        }
-        if entry_hash(&entry) != entry.hash {
-            return Err(broken(n, "content does not match its hash".into()));
-        }
-        prev = entry.hash.clone();
         entries.push(entry);
     }
+    verify_chain(&entries).map_err(|b| broken(b.position, b.message))?;
     Ok(entries)
 }
 

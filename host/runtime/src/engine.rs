@@ -118,6 +118,11 @@ impl Runtime {
         })
     }
 
+    /// The workspace secrets plugins read: the store the server's secrets API writes.
+    pub fn secrets(&self) -> &Arc<dyn SecretStore> {
+        &self.secrets
+    }
+
     /// Compiles `bytes` (or loads the cached artifact) after checking they are a component.
     pub(crate) fn compile(&self, bytes: &[u8]) -> Result<(Digest, Component), LoadError> {
         check_component_header(bytes)?;

@@ -5,6 +5,7 @@
 //! at `/openapi.json`.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod ids;
@@ -12,11 +13,13 @@ pub mod installs;
 pub mod metrics;
 pub mod roles;
 pub mod runs;
+pub mod secrets;
 pub mod tenancy;
 pub mod workflows;
 
 use std::sync::Arc;
 
+use audit::Audit;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::HeaderValue;
@@ -28,6 +31,7 @@ use hyyve_registry::Registry;
 use installs::Installs;
 use metrics::Metrics;
 use runs::{Runs, SchedulerConfig};
+use secrets::Secrets;
 use workflows::Workflows;
 
 pub use error::ApiError;
@@ -62,6 +66,10 @@ pub struct AppState {
     pub runs: Arc<Runs>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// The audit log of every workspace.
+    pub audit: Arc<Audit>,
+    /// Workspace secrets (write-only over the API).
+    pub secrets: Secrets,
     /// Largest package accepted by the publish route.
     pub max_package_bytes: usize,
 }
@@ -71,12 +79,15 @@ impl AppState {
     /// started after every run a previous process left open was queued again.
     pub async fn start(registry: Arc<Registry>, config: ServerConfig) -> Result<Self, ApiError> {
         let db = registry.database().clone();
+        let registry_secrets = registry.runtime().secrets().clone();
         let installs = Arc::new(Installs::new(registry.clone(), config.platform));
         let metrics = Arc::new(Metrics::default());
+        let audit = Arc::new(Audit::new(db.clone()));
         let runs = Arc::new(Runs::new(
             db.clone(),
             installs.clone(),
             metrics.clone(),
+            audit.clone(),
             registry.runtime().clone(),
             config.scheduler,
         ));
@@ -94,6 +105,8 @@ impl AppState {
             installs,
             runs,
             metrics,
+            audit,
+            secrets: Secrets::new(registry_secrets),
             max_package_bytes: config.max_package_bytes,
         })
     }

@@ -70,11 +70,15 @@ pub enum Action {
     ManagePolicy,
     /// Read the organization's review queue, approve and reject its requests.
     Vet,
+    /// Set and delete workspace secrets (values are write-only for everyone).
+    ManageSecrets,
+    /// Read and check the workspace's audit log.
+    ReadAudit,
 }
 
 impl Action {
     /// Every action, in the order of the documented matrix.
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 13] = [
         Action::Read,
         Action::WriteProjects,
         Action::WriteWorkflows,
@@ -84,6 +88,8 @@ impl Action {
         Action::ListKeys,
         Action::ManageKeys,
         Action::ManageMembers,
+        Action::ManageSecrets,
+        Action::ReadAudit,
         Action::ManagePolicy,
         Action::Vet,
     ];
@@ -95,9 +101,12 @@ impl Action {
             Action::WriteProjects | Action::WriteWorkflows | Action::Run | Action::Publish => {
                 Role::Member
             }
-            Action::Install | Action::ListKeys | Action::ManageKeys | Action::ManageMembers => {
-                Role::Admin
-            }
+            Action::Install
+            | Action::ListKeys
+            | Action::ManageKeys
+            | Action::ManageMembers
+            | Action::ManageSecrets
+            | Action::ReadAudit => Role::Admin,
             Action::ManagePolicy | Action::Vet => Role::Owner,
         }
     }
@@ -106,7 +115,7 @@ impl Action {
     pub fn describe(self) -> &'static str {
         match self {
             Action::Read => {
-                "read workspace, projects, members, marketplace, installs, workflows, runs, usage"
+                "read workspace, projects, members, marketplace, installs, workflows, runs, usage, secret names"
             }
             Action::WriteWorkflows => "create workflows, add versions, delete workflows",
             Action::Run => "start and cancel runs",
@@ -118,6 +127,8 @@ impl Action {
             Action::ListKeys => "list API keys (secrets are never shown again)",
             Action::ManageKeys => "create / revoke API keys up to own role",
             Action::ManageMembers => "add / change / remove members up to own role",
+            Action::ManageSecrets => "set / delete workspace secrets (values are never read back)",
+            Action::ReadAudit => "read and verify the workspace's audit log",
         }
     }
 }

@@ -5,6 +5,7 @@
 mod bad_input;
 mod matrix;
 mod runs;
+mod secrets_audit;
 
 use std::sync::Arc;
 

@@ -65,6 +65,20 @@ pub async fn create(
         .await?;
     state.runs.installs_changed();
     tracing::info!(plugin = %install.plugin, version = %install.version, "installed");
+    let detail = serde_json::json!({
+        "version": install.version,
+        "digest": install.component_digest,
+        "grant": install.grant,
+    });
+    state
+        .audit
+        .record(
+            &principal,
+            "plugin.install",
+            &format!("install/{}", install.plugin),
+            detail,
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(install)))
 }
 
@@ -100,6 +114,15 @@ pub async fn delete(
         .remove(&principal.workspace_id, &plugin)
         .await?;
     state.runs.installs_changed();
+    state
+        .audit
+        .record(
+            &principal,
+            "plugin.uninstall",
+            &format!("install/{plugin}"),
+            serde_json::json!({}),
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -127,7 +150,17 @@ pub async fn put_policy(
     JsonBody(policy): JsonBody<OrgPolicy>,
 ) -> Result<Json<OrgPolicy>, ApiError> {
     principal.require(Action::ManagePolicy)?;
-    Ok(Json(
-        state.installs.set_org_policy(&principal, policy).await?,
-    ))
+    let policy = state.installs.set_org_policy(&principal, policy).await?;
+    let detail =
+        serde_json::to_value(&policy).map_err(|e| ApiError::Internal(format!("policy: {e}")))?;
+    state
+        .audit
+        .record(
+            &principal,
+            "policy.change",
+            &format!("org/{}", principal.org_name),
+            detail,
+        )
+        .await?;
+    Ok(Json(policy))
 }

@@ -61,6 +61,16 @@ pub async fn create(
             &principal.key_name,
         )
         .await?;
+    let detail = serde_json::json!({ "name": key.key.name, "role": key.key.role });
+    state
+        .audit
+        .record(
+            &principal,
+            "key.create",
+            &format!("key/{}", key.key.id),
+            detail,
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(key)))
 }
 
@@ -78,10 +88,14 @@ pub async fn revoke(
     principal.require(Action::ManageKeys)?;
     let key = state.tenancy.key(&principal.workspace_id, &id).await?;
     principal.may_grant(key.role)?;
-    Ok(Json(
-        state
-            .tenancy
-            .revoke_key(&principal.workspace_id, &id)
-            .await?,
-    ))
+    let revoked = state
+        .tenancy
+        .revoke_key(&principal.workspace_id, &id)
+        .await?;
+    let detail = serde_json::json!({ "name": revoked.name, "role": revoked.role });
+    state
+        .audit
+        .record(&principal, "key.revoke", &format!("key/{id}"), detail)
+        .await?;
+    Ok(Json(revoked))
 }

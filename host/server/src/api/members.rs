@@ -64,6 +64,16 @@ pub async fn add(
         .tenancy
         .add_member(&principal.workspace_id, &body.name, body.role)
         .await?;
+    let detail = serde_json::json!({ "name": member.name, "role": member.role });
+    state
+        .audit
+        .record(
+            &principal,
+            "member.add",
+            &format!("member/{}", member.id),
+            detail,
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(member)))
 }
 
@@ -83,12 +93,17 @@ pub async fn set_role(
     let current = state.tenancy.member(&principal.workspace_id, &id).await?;
     principal.may_grant(current.role)?;
     principal.may_grant(body.role)?;
-    Ok(Json(
-        state
-            .tenancy
-            .set_member_role(&principal.workspace_id, &id, body.role)
-            .await?,
-    ))
+    let member = state
+        .tenancy
+        .set_member_role(&principal.workspace_id, &id, body.role)
+        .await?;
+    let detail =
+        serde_json::json!({ "name": member.name, "from": current.role, "to": member.role });
+    state
+        .audit
+        .record(&principal, "member.role", &format!("member/{id}"), detail)
+        .await?;
+    Ok(Json(member))
 }
 
 /// Removes a member (not one above the caller's role).
@@ -107,6 +122,11 @@ pub async fn remove(
     state
         .tenancy
         .remove_member(&principal.workspace_id, &id)
+        .await?;
+    let detail = serde_json::json!({ "name": current.name, "role": current.role });
+    state
+        .audit
+        .record(&principal, "member.remove", &format!("member/{id}"), detail)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

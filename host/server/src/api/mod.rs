@@ -1,5 +1,6 @@
 //! The routes, one module per area, collected with their OpenAPI descriptions.
 
+pub mod audit;
 pub mod extract;
 pub mod health;
 pub mod installs;
@@ -8,6 +9,7 @@ pub mod members;
 pub mod projects;
 pub mod registry;
 pub mod runs;
+pub mod secrets;
 pub mod usage;
 pub mod vetting;
 pub mod workflows;
@@ -81,6 +83,10 @@ pub fn routes(max_package_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(vetting::reject))
         .routes(routes!(usage::get))
         .routes(routes!(usage::export))
+        .routes(routes!(secrets::list))
+        .routes(routes!(secrets::put, secrets::delete))
+        .routes(routes!(audit::list))
+        .routes(routes!(audit::verify))
         .layer(DefaultBodyLimit::max(crate::MAX_JSON_BODY))
         .merge(packages)
 }

@@ -111,6 +111,11 @@ pub async fn publish(
     })?;
     let record = state.registry.publish(&bytes).await?;
     tracing::info!(plugin = %record.reference(), by = %principal.key_id, "published");
+    let detail = serde_json::json!({ "digest": record.component_digest });
+    state
+        .audit
+        .record(&principal, "package.publish", &record.reference(), detail)
+        .await?;
     let body = serde_json::json!({
         "id": record.id,
         "version": record.version.to_string(),

@@ -61,13 +61,7 @@ pub async fn approve(
     Path(id): Path<i64>,
     JsonBody(decision): JsonBody<Decision>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    principal.require(Action::Vet)?;
-    let reason = reason(&decision)?;
-    let request = state
-        .registry
-        .approve(&principal.org_name, id, &principal.key_name, reason, None)
-        .await?;
-    Ok(Json(to_json(&request)?))
+    decide(&state, &principal, id, &decision, Verdict::Approve).await
 }
 
 /// Rejects a pending request. 409 `not_pending` once decided.
@@ -82,11 +76,44 @@ pub async fn reject(
     Path(id): Path<i64>,
     JsonBody(decision): JsonBody<Decision>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    decide(&state, &principal, id, &decision, Verdict::Reject).await
+}
+
+enum Verdict {
+    Approve,
+    Reject,
+}
+
+/// Records the owner's decision in the registry, then in the audit log.
+async fn decide(
+    state: &AppState,
+    principal: &Principal,
+    id: i64,
+    decision: &Decision,
+    verdict: Verdict,
+) -> Result<Json<serde_json::Value>, ApiError> {
     principal.require(Action::Vet)?;
-    let reason = reason(&decision)?;
-    let request = state
-        .registry
-        .reject(&principal.org_name, id, &principal.key_name, reason)
+    let reason = reason(decision)?;
+    let (org, actor) = (&principal.org_name, &principal.key_name);
+    let (request, action) = match verdict {
+        Verdict::Approve => (
+            state.registry.approve(org, id, actor, reason, None).await?,
+            "vetting.approve",
+        ),
+        Verdict::Reject => (
+            state.registry.reject(org, id, actor, reason).await?,
+            "vetting.reject",
+        ),
+    };
+    let subject = format!("{}@{}", request.plugin, request.version);
+    let detail = serde_json::json!({
+        "request": request.id,
+        "digest": request.component_digest,
+        "reason": reason,
+    });
+    state
+        .audit
+        .record(principal, action, &subject, detail)
         .await?;
     Ok(Json(to_json(&request)?))
 }

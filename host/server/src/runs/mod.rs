@@ -22,6 +22,7 @@ use sqlx::{AnyPool, Row};
 use tokio::sync::Notify;
 use utoipa::ToSchema;
 
+use crate::audit::Audit;
 use crate::error::ApiError;
 use crate::ids::{iso8601, new_id, now_ms};
 use crate::installs::Installs;
@@ -207,6 +208,7 @@ pub struct Runs {
     installs: Arc<Installs>,
     workflows: Workflows,
     metrics: Arc<Metrics>,
+    audit: Arc<Audit>,
     executor: Executor,
     config: SchedulerConfig,
     cancels: Mutex<HashMap<String, Arc<Notify>>>,
@@ -221,6 +223,7 @@ impl Runs {
         db: AnyPool,
         installs: Arc<Installs>,
         metrics: Arc<Metrics>,
+        audit: Arc<Audit>,
         runtime: Arc<hyyve_runtime::Runtime>,
         config: SchedulerConfig,
     ) -> Self {
@@ -242,6 +245,7 @@ impl Runs {
             events: Events::default(),
             installs,
             metrics,
+            audit,
             executor,
             config,
             cancels: Mutex::default(),

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hyyve_runtime::MeteringRecord;
+use hyyve_policy::AuditEvent;
+use hyyve_runtime::{Denial, MeteringRecord};
 use hyyve_workflow::{NodeReport, NodeStatus, RunObserver, RunReport, RunRequest, RunStatus};
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -14,6 +15,7 @@ use super::queue::Ticket;
 use super::quota::Ledger;
 use super::writer::{Bind, MeteringRow, Write, Writer};
 use super::{RunState, Runs};
+use crate::audit::Audit;
 use crate::ids::now_ms;
 use crate::metrics::{DenialLabels, Metrics, PluginLabels, RunLabels};
 
@@ -129,6 +131,7 @@ impl Runs {
             events: self.events.clone(),
             metrics: self.metrics.clone(),
             ledger: self.ledger.clone(),
+            audit: self.audit.clone(),
         });
         let run = self.executor.run_with(RunRequest {
             plan,
@@ -236,11 +239,42 @@ struct Progress {
     events: Events,
     metrics: Arc<Metrics>,
     ledger: Arc<Ledger>,
+    audit: Arc<Audit>,
 }
 
 impl Progress {
     fn plugin(&self, node_id: &str) -> &str {
         self.plugins.get(node_id).map(String::as_str).unwrap_or("")
+    }
+}
+
+impl Progress {
+    /// Appends one `capability.denied` entry per denial, off the executing task: the
+    /// run does not wait for the audit log.
+    fn audit_denials(&self, node_id: &str, attempt: i64, plugin: &str, denials: &[Denial]) {
+        let audit = self.audit.clone();
+        let workspace = self.workspace_id.clone();
+        let events: Vec<AuditEvent> = denials
+            .iter()
+            .map(|denial| AuditEvent {
+                actor: format!("plugin:{plugin}"),
+                action: "capability.denied".into(),
+                subject: format!("run/{}/node/{node_id}", self.run_id),
+                detail: serde_json::json!({
+                    "capability": denial.kind.capability(),
+                    "kind": denial.kind.as_str(),
+                    "detail": denial.detail,
+                    "attempt": attempt,
+                }),
+            })
+            .collect();
+        tokio::spawn(async move {
+            for event in events {
+                if let Err(e) = audit.append(&workspace, event).await {
+                    tracing::error!(error = %e, "auditing a capability denial");
+                }
+            }
+        });
     }
 }
 
@@ -290,6 +324,9 @@ impl RunObserver for Progress {
         self.metrics
             .invocation_seconds
             .observe(metering.wall_time_us as f64 / 1e6);
+        if !metering.denials.is_empty() {
+            self.audit_denials(node_id, attempt, &plugin, &metering.denials);
+        }
         for denial in &metering.denials {
             self.metrics
                 .denials

@@ -131,15 +131,14 @@ impl Audit {
     /// Appends `event` to `workspace`'s chain.
     pub async fn append(&self, workspace: &str, event: AuditEvent) -> Result<(), ApiError> {
         let _turn = self.append.lock().await;
-        let mut last_error = None;
-        for _ in 0..APPEND_ATTEMPTS {
+        let mut attempt = 1;
+        loop {
             match self.try_append(workspace, event.clone()).await {
                 Ok(()) => return Ok(()),
-                Err(e) if is_taken(&e) => last_error = Some(e),
+                Err(e) if is_taken(&e) && attempt < APPEND_ATTEMPTS => attempt += 1,
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(last_error.map_or_else(|| ApiError::Internal("audit append".into()), ApiError::from))
     }
 
     async fn try_append(&self, workspace: &str, event: AuditEvent) -> Result<(), sqlx::Error> {

@@ -51,6 +51,9 @@ pub async fn open_database(url: &str) -> Result<(AnyPool, Backend), RegistryErro
             Backend::Sqlite => 4,
             Backend::Postgres => 8,
         })
+        // A ping before each use is a second round trip for every query; a SQLite file
+        // has no network in between to drop the connection, a PostgreSQL server has.
+        .test_before_acquire(backend == Backend::Postgres)
         .connect(&url)
         .await?;
     match backend {

@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 
 use crate::audit::Audit;
 use crate::error::ApiError;
-use crate::ids::{iso8601, new_id, now_ms};
+use crate::ids::{iso8601, new_ordered_id, now_ms};
 use crate::installs::Installs;
 use crate::metrics::Metrics;
 use crate::tenancy::{ListPage, PageRequest, Principal};
@@ -32,7 +32,7 @@ use crate::workflows::Workflows;
 use events::Events;
 use queue::{FairQueue, Ticket};
 use quota::Ledger;
-use writer::{Bind, Write, Writer};
+use writer::{AcceptRow, Bind, Write, Writer};
 
 /// How the worker pool runs.
 #[derive(Debug, Clone)]
@@ -383,26 +383,20 @@ impl Runs {
                 reserved,
             )
             .await?;
-        let id = new_id("run");
+        let id = new_ordered_id("run");
         let now = now_ms();
-        let input_text = input.to_string();
         let accepted = self
             .writer
-            .commit(Write::new(
-                "INSERT INTO runs (id, workspace_id, org_id, workflow_id, workflow_version, \
-                 status, input, executions, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'queued', $6, 0, $7, $8)",
-                vec![
-                    Bind::Text(id.clone()),
-                    Bind::Text(principal.workspace_id.clone()),
-                    Bind::Text(principal.org_id.clone()),
-                    Bind::Text(workflow_id.to_owned()),
-                    Bind::Int(version),
-                    Bind::Text(input_text),
-                    Bind::Text(principal.key_name.clone()),
-                    Bind::Int(now),
-                ],
-            ))
+            .commit(Write::Accept(AcceptRow {
+                id: id.clone(),
+                workspace_id: principal.workspace_id.clone(),
+                org_id: principal.org_id.clone(),
+                workflow_id: workflow_id.to_owned(),
+                workflow_version: version,
+                input: input.to_string(),
+                created_by: principal.key_name.clone(),
+                created_at: now,
+            }))
             .await;
         if let Err(e) = accepted {
             self.ledger.release(&principal.org_id, &today, reserved);

@@ -6,14 +6,15 @@ use std::sync::Arc;
 
 use hyyve_policy::AuditEvent;
 use hyyve_runtime::{Denial, MeteringRecord};
-use hyyve_workflow::{NodeReport, NodeStatus, RunObserver, RunReport, RunRequest, RunStatus};
+use hyyve_workflow::{NodeReport, NodeStatus, Plan, RunObserver, RunReport, RunRequest, RunStatus};
 use serde_json::Value;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use super::events::Events;
 use super::queue::Ticket;
 use super::quota::Ledger;
-use super::writer::{Bind, MeteringRow, Write, Writer};
+use super::writer::{MeteringRow, Write, Writer};
 use super::{RunState, Runs};
 use crate::audit::Audit;
 use crate::ids::now_ms;
@@ -37,84 +38,99 @@ impl Runs {
             .lock()
             .expect("not poisoned")
             .insert(ticket.run_id.clone(), signal.clone());
-        let state = self.execute_claimed(&ticket, &signal).await;
+        let span =
+            tracing::info_span!("run", run_id = %ticket.run_id, workspace = %ticket.workspace_id);
+        self.execute_claimed(&ticket, &signal)
+            .instrument(span)
+            .await;
         self.cancels
             .lock()
             .expect("not poisoned")
             .remove(&ticket.run_id);
         let today = hyyve_registry::marketplace::today();
         self.ledger.release(&ticket.org_id, &today, ticket.reserved);
-        if let Some(state) = state {
-            self.metrics
-                .runs
-                .get_or_create(&RunLabels {
-                    status: state.as_str().into(),
-                })
-                .inc();
-            let latency = (now_ms() - ticket.accepted_at).max(0) as f64 / 1000.0;
-            self.metrics.run_seconds.observe(latency);
-        }
     }
 
-    /// Claims and executes; the final state when this worker finished the run, `None`
-    /// when it was not this worker's to finish (cancelled while queued).
-    async fn execute_claimed(&self, ticket: &Ticket, signal: &Notify) -> Option<RunState> {
+    /// Claims, executes and finishes the run, unless it was not this worker's to run
+    /// (cancelled while queued).
+    ///
+    /// The claim is not waited for before executing: waiting would cost every run a
+    /// commit of idle time. The writer commits in order, so the claim is committed
+    /// before the finish; when it affected no row (a cancel of the queued run committed
+    /// first), the execution is dropped and nothing is finished.
+    async fn execute_claimed(&self, ticket: &Ticket, signal: &Notify) {
         let now = now_ms();
-        let claimed = self
-            .writer
-            .commit(Write::new(
-                "UPDATE runs SET status = 'running', executions = executions + 1, \
-                 started_at = COALESCE(started_at, $1) \
-                 WHERE id = $2 AND status IN ('queued', 'running')",
-                vec![Bind::Int(now), Bind::Text(ticket.run_id.clone())],
-            ))
-            .await;
-        match claimed {
-            Ok(1) => {}
-            Ok(_) => return None,
-            Err(e) => {
-                tracing::error!(run_id = %ticket.run_id, error = %e, "claiming run");
-                return None;
-            }
-        }
+        let claim = self.writer.enqueue(Write::Claim {
+            run_id: ticket.run_id.clone(),
+            at: now,
+        });
+        let mut claim = std::pin::pin!(claim);
+        let mut claimed = false;
         self.metrics
             .queue_wait_seconds
             .observe((now - ticket.accepted_at).max(0) as f64 / 1000.0);
-        let span =
-            tracing::info_span!("run", run_id = %ticket.run_id, workspace = %ticket.workspace_id);
-        let _entered = span.enter();
         self.events.emit(
             "run.started",
             &ticket.run_id,
             || serde_json::json!({ "executions": ticket.executions + 1 }),
         );
-        if ticket.executions + 1 > self.config.max_executions {
-            let error = format!(
-                "interrupted {} times while executing; not resumed again",
-                ticket.executions
-            );
-            return Some(self.finish(ticket, RunState::Failed, Some(error)).await);
-        }
-        let (plan, workflow) = match self
-            .plan(&ticket.workspace_id, &ticket.workflow_id, ticket.version)
-            .await
-        {
-            Ok(found) => found,
-            Err(e) => {
-                return Some(
-                    self.finish(ticket, RunState::Failed, Some(e.to_string()))
-                        .await,
-                );
+        let (state, error) = match self.prepare(ticket).await {
+            Err(error) => (RunState::Failed, Some(error)),
+            Ok((request_parts, observer)) => {
+                let (plan, finished) = request_parts;
+                let run = self.executor.run_with(RunRequest {
+                    plan,
+                    run_id: &ticket.run_id,
+                    workspace: &ticket.workspace_id,
+                    input: &ticket.input,
+                    finished,
+                    observer,
+                });
+                let mut run = std::pin::pin!(run);
+                loop {
+                    tokio::select! {
+                        report = &mut run => break match report {
+                            Err(e) => (RunState::Failed, Some(e.to_string())),
+                            Ok(report) => outcome_of(&report),
+                        },
+                        answer = &mut claim, if !claimed => {
+                            if !is_claimed(&ticket.run_id, answer) {
+                                return;
+                            }
+                            claimed = true;
+                        }
+                        _ = signal.notified() => {
+                            break (RunState::Cancelled, Some("cancelled while running".to_owned()));
+                        }
+                    }
+                }
             }
         };
+        if !claimed && !is_claimed(&ticket.run_id, claim.await) {
+            return;
+        }
+        self.finish(ticket, state, error);
+    }
+
+    /// What executing the run needs: its plan, the nodes an interrupted execution
+    /// finished, and the observer persisting its progress; why the run fails otherwise.
+    async fn prepare(
+        &self,
+        ticket: &Ticket,
+    ) -> Result<((Arc<Plan>, Vec<NodeReport>), Arc<Progress>), String> {
+        if ticket.executions + 1 > self.config.max_executions {
+            return Err(format!(
+                "interrupted {} times while executing; not resumed again",
+                ticket.executions
+            ));
+        }
+        let (plan, workflow) = self
+            .plan(&ticket.workspace_id, &ticket.workflow_id, ticket.version)
+            .await
+            .map_err(|e| e.to_string())?;
         let (finished, attempt_offset) = match ticket.executions {
             0 => (Vec::new(), 0),
-            _ => match self.progress_so_far(&ticket.run_id).await {
-                Ok(progress) => progress,
-                Err(e) => {
-                    return Some(self.finish(ticket, RunState::Failed, Some(e)).await);
-                }
-            },
+            _ => self.progress_so_far(&ticket.run_id).await?,
         };
         let plugins: HashMap<String, String> = workflow
             .nodes
@@ -133,27 +149,7 @@ impl Runs {
             ledger: self.ledger.clone(),
             audit: self.audit.clone(),
         });
-        let run = self.executor.run_with(RunRequest {
-            plan,
-            run_id: &ticket.run_id,
-            workspace: &ticket.workspace_id,
-            input: &ticket.input,
-            finished,
-            observer,
-        });
-        let outcome = tokio::select! {
-            report = run => Some(report),
-            _ = signal.notified() => None,
-        };
-        let (state, error) = match outcome {
-            None => (
-                RunState::Cancelled,
-                Some("cancelled while running".to_owned()),
-            ),
-            Some(Err(e)) => (RunState::Failed, Some(e.to_string())),
-            Some(Ok(report)) => outcome_of(&report),
-        };
-        Some(self.finish(ticket, state, error).await)
+        Ok(((plan, finished), observer))
     }
 
     /// Node reports persisted by an interrupted execution, and the highest attempt
@@ -180,30 +176,56 @@ impl Runs {
         Ok((reports, u32::try_from(last_attempt).unwrap_or(u32::MAX)))
     }
 
-    /// Records the final state, once: only a run still `running` changes.
-    async fn finish(&self, ticket: &Ticket, state: RunState, error: Option<String>) -> RunState {
-        let done = self
-            .writer
-            .commit(Write::new(
-                "UPDATE runs SET status = $1, error = $2, finished_at = $3 \
-                 WHERE id = $4 AND status = 'running'",
-                vec![
-                    Bind::Text(state.as_str().into()),
-                    Bind::OptText(error.clone()),
-                    Bind::Int(now_ms()),
-                    Bind::Text(ticket.run_id.clone()),
-                ],
-            ))
-            .await;
-        if let Err(e) = done {
-            tracing::error!(run_id = %ticket.run_id, error = %e, "finishing run");
+    /// Records the final state, once: only a run still `running` changes. Not waited
+    /// for: the worker moves on, and `run.finished` is announced and counted once the
+    /// state is committed (a client told a run finished reads it finished).
+    fn finish(&self, ticket: &Ticket, state: RunState, error: Option<String>) {
+        let committed = self.writer.enqueue(Write::Finish {
+            run_id: ticket.run_id.clone(),
+            status: state.as_str(),
+            error: error.clone(),
+            at: now_ms(),
+        });
+        let (events, metrics) = (self.events.clone(), self.metrics.clone());
+        let (run_id, accepted_at) = (ticket.run_id.clone(), ticket.accepted_at);
+        tokio::spawn(async move {
+            match committed.await {
+                Ok(1) => {}
+                Ok(_) => {
+                    tracing::error!(%run_id, "finishing run: it was no longer running");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(%run_id, error = %e, "finishing run");
+                    return;
+                }
+            }
+            events.emit(
+                "run.finished",
+                &run_id,
+                || serde_json::json!({ "status": state, "error": error }),
+            );
+            metrics
+                .runs
+                .get_or_create(&RunLabels {
+                    status: state.as_str().into(),
+                })
+                .inc();
+            let latency = (now_ms() - accepted_at).max(0) as f64 / 1000.0;
+            metrics.run_seconds.observe(latency);
+        });
+    }
+}
+
+/// Whether the claim's commit made the run this worker's.
+fn is_claimed(run_id: &str, answer: Result<u64, String>) -> bool {
+    match answer {
+        Ok(1) => true,
+        Ok(_) => false,
+        Err(e) => {
+            tracing::error!(%run_id, error = %e, "claiming run");
+            false
         }
-        self.events.emit(
-            "run.finished",
-            &ticket.run_id,
-            || serde_json::json!({ "status": state, "error": error }),
-        );
-        state
     }
 }
 

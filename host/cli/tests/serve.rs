@@ -22,9 +22,11 @@ struct Served {
 }
 
 /// Starts `hyyve serve` on a free port of loopback (SQLite under `data`, one worker so
-/// runs queue up) and waits until it listens.
-async fn serve(data: &Path) -> Served {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hyyve"))
+/// runs queue up) and waits until it listens. With `json_log`, info-level logs go
+/// there as JSON lines.
+async fn serve(data: &Path, json_log: Option<&Path>) -> Served {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hyyve"));
+    command
         .current_dir(repo())
         .arg("--data-dir")
         .arg(data)
@@ -33,9 +35,14 @@ async fn serve(data: &Path) -> Served {
         .env_remove("HYYVE_DATABASE_URL")
         .env("HYYVE_WORKERS", "1")
         .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("hyyve serve starts");
+        .kill_on_drop(true);
+    if let Some(log) = json_log {
+        command
+            .args(["--log-format", "json"])
+            .env("RUST_LOG", "info")
+            .stderr(std::fs::File::create(log).expect("log file"));
+    }
+    let mut child = command.spawn().expect("hyyve serve starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut printed = Vec::new();
     while let Some(line) = lines.next_line().await.unwrap() {
@@ -134,7 +141,7 @@ fn node<'a>(run: &'a Value, id: &str) -> &'a Value {
 async fn a_fresh_server_runs_the_example_and_finishes_every_run_once_after_sigkill() {
     let data = std::env::temp_dir().join(format!("hyyve-serve-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
-    let mut served = serve(&data).await;
+    let mut served = serve(&data, None).await;
     assert_eq!(
         after(&served.printed, "installed: "),
         "hyyve:fibo, hyyve:json, hyyve:logic, hyyve:text"
@@ -192,7 +199,7 @@ async fn a_fresh_server_runs_the_example_and_finishes_every_run_once_after_sigki
     served.child.kill().await.unwrap();
     served.child.wait().await.unwrap();
 
-    let restarted = serve(&data).await;
+    let restarted = serve(&data, None).await;
     assert!(
         !restarted.printed.iter().any(|l| l.contains("keep it")),
         "a database in use is not set up again: {:?}",
@@ -220,5 +227,80 @@ async fn a_fresh_server_runs_the_example_and_finishes_every_run_once_after_sigki
         .map(|r| r["invocations"].as_i64().unwrap())
         .sum();
     assert_eq!(metered, attempts);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// The JSON lines of `log` once one satisfies `wanted` (at most 10 s).
+async fn logged(log: &Path, wanted: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..1000 {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        // The first start builds the first-party plugins: cargo's lines are not ours.
+        let (ours, cargo): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.starts_with('{'));
+        let text_format = cargo.iter().find(|l| {
+            [" INFO ", " WARN ", " ERROR "]
+                .iter()
+                .any(|m| l.contains(m))
+        });
+        assert!(
+            text_format.is_none(),
+            "a log line not in JSON: {text_format:?}"
+        );
+        let lines: Vec<Value> = ours
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+            .collect();
+        if let Some(found) = lines.into_iter().find(&wanted) {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no such line in {}", std::fs::read_to_string(log).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_request_and_run_ids() {
+    let data = std::env::temp_dir().join(format!("hyyve-serve-log-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data).unwrap();
+    let log = data.join("serve.log");
+    let served = serve(&data, Some(&log)).await;
+    let key = after(&served.printed, "keep it): ").to_owned();
+    let example = after(&served.printed, "example workflow: ").to_owned();
+    let api = Client {
+        http: reqwest::Client::new(),
+        url: served.url.clone(),
+        key,
+    };
+    let response = api
+        .http
+        .post(format!("{}/v1/workflows/{example}/runs", served.url))
+        .bearer_auth(&api.key)
+        .header("x-request-id", "req-json-log-test")
+        .header("content-type", "application/json")
+        .body(json!({ "input": { "tickets": [] } }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let run: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    let id = run["id"].as_str().unwrap().to_owned();
+    api.finished(&id).await;
+
+    let request = logged(&log, |line| {
+        line["fields"]["message"] == "request" && line["span"]["request_id"] == "req-json-log-test"
+    })
+    .await;
+    assert_eq!(request["fields"]["status"], 202, "{request}");
+    assert_eq!(
+        request["span"]["path"],
+        format!("/v1/workflows/{example}/runs")
+    );
+    let finished = logged(&log, |line| {
+        line["fields"]["message"] == "run finished" && line["span"]["run_id"] == id.as_str()
+    })
+    .await;
+    assert_eq!(finished["span"]["name"], "run", "{finished}");
+    assert!(finished["fields"]["status"].is_string(), "{finished}");
+    drop(served);
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -169,11 +169,20 @@ async fn request_context(request: Request, next: Next) -> Response {
         path = %request.uri().path(),
         workspace = tracing::field::Empty,
     );
+    let started = std::time::Instant::now();
     let mut response = tracing::Instrument::instrument(
         error::REQUEST_ID.scope(id.clone(), next.run(request)),
-        span,
+        span.clone(),
     )
     .await;
+    // The access log, at info: off under the default filter.
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "request"
+        )
+    });
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::cache::{CacheKey, ResultCache};
 use crate::plan::{Plan, PlannedNode, Source};
@@ -265,10 +266,20 @@ impl Executor {
                                 observer: observer.clone(),
                             };
                             let permit = semaphore.clone();
-                            let handle = tasks.spawn(async move {
-                                let _permit = permit.acquire_owned().await;
-                                job.execute().await
-                            });
+                            // A child of the caller's span (the server's run span), so
+                            // what a plugin invocation logs carries run and node ids.
+                            let span = tracing::info_span!(
+                                "node",
+                                node_id = %node.id,
+                                install = %node.install.id
+                            );
+                            let handle = tasks.spawn(
+                                async move {
+                                    let _permit = permit.acquire_owned().await;
+                                    job.execute().await
+                                }
+                                .instrument(span),
+                            );
                             task_node.insert(handle.id(), i);
                         }
                     }

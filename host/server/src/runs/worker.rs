@@ -188,32 +188,36 @@ impl Runs {
         });
         let (events, metrics) = (self.events.clone(), self.metrics.clone());
         let (run_id, accepted_at) = (ticket.run_id.clone(), ticket.accepted_at);
-        tokio::spawn(async move {
-            match committed.await {
-                Ok(1) => {}
-                Ok(_) => {
-                    tracing::error!(%run_id, "finishing run: it was no longer running");
-                    return;
+        tokio::spawn(
+            async move {
+                match committed.await {
+                    Ok(1) => {}
+                    Ok(_) => {
+                        tracing::error!(%run_id, "finishing run: it was no longer running");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(%run_id, error = %e, "finishing run");
+                        return;
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(%run_id, error = %e, "finishing run");
-                    return;
-                }
+                events.emit(
+                    "run.finished",
+                    &run_id,
+                    || serde_json::json!({ "status": state, "error": error }),
+                );
+                metrics
+                    .runs
+                    .get_or_create(&RunLabels {
+                        status: state.as_str().into(),
+                    })
+                    .inc();
+                let latency = (now_ms() - accepted_at).max(0) as f64 / 1000.0;
+                metrics.run_seconds.observe(latency);
+                tracing::info!(status = state.as_str(), latency_s = latency, "run finished");
             }
-            events.emit(
-                "run.finished",
-                &run_id,
-                || serde_json::json!({ "status": state, "error": error }),
-            );
-            metrics
-                .runs
-                .get_or_create(&RunLabels {
-                    status: state.as_str().into(),
-                })
-                .inc();
-            let latency = (now_ms() - accepted_at).max(0) as f64 / 1000.0;
-            metrics.run_seconds.observe(latency);
-        });
+            .in_current_span(),
+        );
     }
 }
 

@@ -55,7 +55,7 @@ impl Workspace {
     }
 }
 
-/// A response: status, JSON body (Null when empty), headers.
+/// A response: status, JSON body (Null when empty, a string when not JSON), headers.
 pub struct Answer {
     pub status: StatusCode,
     pub body: serde_json::Value,
@@ -179,10 +179,11 @@ impl Api {
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .unwrap();
+        // CSV exports and event streams come back as a string.
         let body = match bytes.is_empty() {
             true => serde_json::Value::Null,
             false => serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                panic!("{path}: not JSON: {}", String::from_utf8_lossy(&bytes))
+                serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
             }),
         };
         Answer {

@@ -143,6 +143,16 @@ async fn lifecycle(db: Db) {
         )
         .await;
     assert_eq!(v1.body["definition"], chain());
+    let not_a_number = api
+        .json(
+            Method::GET,
+            &format!("/v1/workflows/{id}/versions/latest"),
+            Some(api.alpha.key(Role::Viewer)),
+            None,
+        )
+        .await;
+    assert_eq!(not_a_number.status, StatusCode::BAD_REQUEST);
+    assert_eq!(not_a_number.code(), "bad_request");
 
     let input = json!({ "data": { "items": [{ "n": 1 }, { "n": 2 }, { "n": 3 }] } });
     let accepted = api.start(&id, input.clone()).await;

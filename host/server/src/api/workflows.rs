@@ -135,7 +135,8 @@ pub async fn versions(
 /// One version.
 #[utoipa::path(get, path = "/v1/workflows/{id}/versions/{version}", tag = "workflows",
     params(("id" = String, Path, description = "`wf_…`"), ("version" = i64, Path)),
-    responses((status = 200, body = WorkflowVersion), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = WorkflowVersion), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn version(
     State(state): State<AppState>,
@@ -143,9 +144,11 @@ pub async fn version(
     Path((id, version)): Path<(String, String)>,
 ) -> Result<Json<WorkflowVersion>, ApiError> {
     principal.require(Action::Read)?;
-    let version: i64 = version
-        .parse()
-        .map_err(|_| ApiError::NotFound(format!("workflow `{id}` version {version}")))?;
+    let version: i64 = version.parse().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "version `{version}`: a version is a number (1, 2, …)"
+        ))
+    })?;
     Ok(Json(
         state
             .workflows

@@ -54,18 +54,18 @@ impl Runs {
     /// Claims, executes and finishes the run, unless it was not this worker's to run
     /// (cancelled while queued).
     ///
-    /// The claim is not waited for before executing: waiting would cost every run a
-    /// commit of idle time. The writer commits in order, so the claim is committed
-    /// before the finish; when it affected no row (a cancel of the queued run committed
-    /// first), the execution is dropped and nothing is finished.
+    /// The claim's commit is awaited before executing: live events (node.started, …)
+    /// must not run ahead of what a stream's snapshot reads from the database, or a
+    /// stream opened in between would miss them.
     async fn execute_claimed(&self, ticket: &Ticket, signal: &Notify) {
         let now = now_ms();
         let claim = self.writer.enqueue(Write::Claim {
             run_id: ticket.run_id.clone(),
             at: now,
         });
-        let mut claim = std::pin::pin!(claim);
-        let mut claimed = false;
+        if !is_claimed(&ticket.run_id, claim.await) {
+            return;
+        }
         self.metrics
             .queue_wait_seconds
             .observe((now - ticket.accepted_at).max(0) as f64 / 1000.0);
@@ -86,29 +86,17 @@ impl Runs {
                     finished,
                     observer,
                 });
-                let mut run = std::pin::pin!(run);
-                loop {
-                    tokio::select! {
-                        report = &mut run => break match report {
-                            Err(e) => (RunState::Failed, Some(e.to_string())),
-                            Ok(report) => outcome_of(&report),
-                        },
-                        answer = &mut claim, if !claimed => {
-                            if !is_claimed(&ticket.run_id, answer) {
-                                return;
-                            }
-                            claimed = true;
-                        }
-                        _ = signal.notified() => {
-                            break (RunState::Cancelled, Some("cancelled while running".to_owned()));
-                        }
+                tokio::select! {
+                    report = run => match report {
+                        Err(e) => (RunState::Failed, Some(e.to_string())),
+                        Ok(report) => outcome_of(&report),
+                    },
+                    _ = signal.notified() => {
+                        (RunState::Cancelled, Some("cancelled while running".to_owned()))
                     }
                 }
             }
         };
-        if !claimed && !is_claimed(&ticket.run_id, claim.await) {
-            return;
-        }
         self.finish(ticket, state, error);
     }
 

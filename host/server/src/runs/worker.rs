@@ -59,7 +59,7 @@ impl Runs {
     /// stream opened in between would miss them.
     async fn execute_claimed(&self, ticket: &Ticket, signal: &Notify) {
         let now = now_ms();
-        let claim = self.writer.enqueue(Write::Claim {
+        let claim = self.writer.commit(Write::Claim {
             run_id: ticket.run_id.clone(),
             at: now,
         });
@@ -76,8 +76,7 @@ impl Runs {
         );
         let (state, error) = match self.prepare(ticket).await {
             Err(error) => (RunState::Failed, Some(error)),
-            Ok((request_parts, observer)) => {
-                let (plan, finished) = request_parts;
+            Ok((plan, finished, observer)) => {
                 let run = self.executor.run_with(RunRequest {
                     plan,
                     run_id: &ticket.run_id,
@@ -105,7 +104,7 @@ impl Runs {
     async fn prepare(
         &self,
         ticket: &Ticket,
-    ) -> Result<((Arc<Plan>, Vec<NodeReport>), Arc<Progress>), String> {
+    ) -> Result<(Arc<Plan>, Vec<NodeReport>, Arc<Progress>), String> {
         if ticket.executions + 1 > self.config.max_executions {
             return Err(format!(
                 "interrupted {} times while executing; not resumed again",
@@ -137,7 +136,7 @@ impl Runs {
             ledger: self.ledger.clone(),
             audit: self.audit.clone(),
         });
-        Ok(((plan, finished), observer))
+        Ok((plan, finished, observer))
     }
 
     /// Node reports persisted by an interrupted execution, and the highest attempt

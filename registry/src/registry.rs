@@ -10,7 +10,7 @@ use sqlx::{AnyPool, Row as _};
 
 use crate::error::RegistryError;
 use crate::package::{Package, PackageSignature, SignerRole};
-use crate::signing::{PublicKey, PublicKeyFile, key_addition_message};
+use crate::signing::{PublicKey, PublicKeyFile, key_addition_message, yank_message};
 use crate::storage::{Backend, Blobs, now_ms, open_database};
 use crate::validate::check_component;
 
@@ -281,18 +281,9 @@ impl Registry {
         let added_by = match authorization {
             KeyAuthorization::Admin(actor) => format!("admin:{actor}"),
             KeyAuthorization::SignedBy { key_id, signature } => {
-                let signer = self.key(&key_id).await?;
-                if signer.owner_kind != kind || signer.owner != key.owner {
-                    return Err(RegistryError::ForeignKey {
-                        key_id,
-                        owner: signer.owner,
-                        expected: key.owner.clone(),
-                    });
-                }
                 let message = key_addition_message(&key.owner, &public.id());
-                if !signer.key.verifies(&message, &signature) {
-                    return Err(RegistryError::BadSignature { key_id });
-                }
+                self.verify_owned(kind, &key.owner, &key_id, &message, &signature)
+                    .await?;
                 key_id
             }
         };
@@ -366,20 +357,38 @@ impl Registry {
         kind: OwnerKind,
         owner: &str,
     ) -> Result<(), RegistryError> {
-        let key = self.key(&signature.key_id).await?;
+        let message = package.signed_message();
+        self.verify_owned(
+            kind,
+            owner,
+            &signature.key_id,
+            &message,
+            &signature.signature,
+        )
+        .await
+    }
+
+    /// Checks that `signature` over `message` is by `key_id`, a registered, unrevoked
+    /// key of `owner`.
+    async fn verify_owned(
+        &self,
+        kind: OwnerKind,
+        owner: &str,
+        key_id: &str,
+        message: &[u8],
+        signature: &str,
+    ) -> Result<(), RegistryError> {
+        let key = self.key(key_id).await?;
         if key.owner_kind != kind || key.owner != owner {
             return Err(RegistryError::ForeignKey {
-                key_id: signature.key_id.clone(),
+                key_id: key_id.to_owned(),
                 owner: key.owner,
                 expected: owner.to_owned(),
             });
         }
-        if !key
-            .key
-            .verifies(&package.signed_message(), &signature.signature)
-        {
+        if !key.key.verifies(message, signature) {
             return Err(RegistryError::BadSignature {
-                key_id: signature.key_id.clone(),
+                key_id: key_id.to_owned(),
             });
         }
         Ok(())
@@ -429,11 +438,7 @@ impl Registry {
     }
 
     async fn check_namespace(&self, id: &PluginId, publisher: &str) -> Result<(), RegistryError> {
-        let owner: Option<String> =
-            sqlx::query_scalar("SELECT publisher FROM namespaces WHERE namespace = $1")
-                .bind(&id.namespace)
-                .fetch_optional(&self.db)
-                .await?;
+        let owner = self.namespace_owner(&id.namespace).await?;
         if owner.as_deref() == Some(publisher) {
             return Ok(());
         }
@@ -442,6 +447,16 @@ impl Registry {
             publisher: publisher.to_owned(),
             owner,
         })
+    }
+
+    /// The publisher owning `namespace`, if any has published in it.
+    async fn namespace_owner(&self, namespace: &str) -> Result<Option<String>, RegistryError> {
+        Ok(
+            sqlx::query_scalar("SELECT publisher FROM namespaces WHERE namespace = $1")
+                .bind(namespace)
+                .fetch_optional(&self.db)
+                .await?,
+        )
     }
 
     async fn check_version_is_new(
@@ -630,6 +645,31 @@ impl Registry {
     /// The component of a version, checked against its pinned digest.
     pub async fn component(&self, digest: &str) -> Result<Vec<u8>, RegistryError> {
         self.blobs.get(digest).await
+    }
+
+    /// Yanks a version at its publisher's request, as [`Registry::yank`]: `signature`
+    /// (base64) is by `key_id`, a key of the publisher owning the plugin's namespace,
+    /// over [`yank_message`]. Whoever holds that key may publish the plugin, so it is
+    /// the one authority to withdraw it. Yanking a yanked version keeps the first reason.
+    pub async fn yank_signed(
+        &self,
+        id: &str,
+        version: &semver::Version,
+        reason: &str,
+        key_id: &str,
+        signature: &str,
+    ) -> Result<VersionRecord, RegistryError> {
+        self.version(id, version).await?;
+        let namespace = id.split_once(':').map_or(id, |(namespace, _)| namespace);
+        let owner = self
+            .namespace_owner(namespace)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(format!("{id}@{version}")))?;
+        let message = yank_message(id, version, reason);
+        self.verify_owned(OwnerKind::Publisher, &owner, key_id, &message, signature)
+            .await?;
+        self.yank(id, version, reason).await?;
+        self.version(id, version).await
     }
 
     /// Marks a version yanked: no new installs resolve to it; installs pinned to its

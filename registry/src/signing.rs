@@ -230,6 +230,11 @@ pub fn key_addition_message(owner: &str, new_key_id: &str) -> Vec<u8> {
     format!("hyyve-key-addition-v1\n{owner}\n{new_key_id}\n").into_bytes()
 }
 
+/// The message a publisher's key signs to yank a version of one of its plugins.
+pub fn yank_message(id: &str, version: &semver::Version, reason: &str) -> Vec<u8> {
+    format!("hyyve-yank-v1\n{id}\n{version}\n{reason}\n").into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use clap::Subcommand;
 use hyyve_policy::{AuditEvent, AuditLog, Manifest, PluginId, PluginKind};
 use hyyve_registry::marketplace::{SearchQuery, today};
 use hyyve_registry::package::{Package, PackageSignature, SignerRole};
-use hyyve_registry::signing::{KeyPair, PublicKeyFile, key_addition_message};
+use hyyve_registry::signing::{KeyPair, PublicKeyFile, key_addition_message, yank_message};
 use hyyve_registry::storage::Blobs;
 use hyyve_registry::{
     DEFAULT_MAX_PACKAGE_BYTES, KeyAuthorization, OwnerKind, Registry, RegistryConfig,
@@ -76,6 +76,18 @@ pub enum KeysCommand {
         key: PathBuf,
         /// The new key's `.pub` file.
         new: PathBuf,
+    },
+    /// Sign a request to yank a version of one of your plugins, printed as the JSON
+    /// body of `POST /v1/registry/listings/{id}/versions/{version}/yank`.
+    SignYank {
+        /// The publisher's key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// `namespace:name@version`.
+        reference: String,
+        /// Why (shown to anyone resolving to it).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -216,6 +228,24 @@ pub fn keys(data_dir: &Path, command: KeysCommand) -> anyhow::Result<()> {
             let new = PublicKeyFile::load(&new)?;
             let signature = key.sign(&key_addition_message(&new.owner, &new.key_id));
             println!("{} {signature}", key.public().id());
+        }
+        KeysCommand::SignYank {
+            key,
+            reference,
+            reason,
+        } => {
+            let key = KeyPair::load(&key)?;
+            let (id, version) = reference
+                .split_once('@')
+                .context("give namespace:name@version")?;
+            let version: semver::Version = version.parse()?;
+            let signature = key.sign(&yank_message(id, &version, &reason));
+            let body = serde_json::json!({
+                "reason": reason,
+                "keyId": key.public().id(),
+                "signature": signature,
+            });
+            println!("{body}");
         }
     }
     Ok(())

@@ -210,6 +210,33 @@ fn publish_search_install_run_yank() {
     assert_eq!(report["status"], "succeeded", "{report}");
     assert_eq!(report["nodes"][0]["outputs"]["text"], "Hello Ada!");
 
+    // The body of a yank over HTTP, signed by the publisher's key over exactly this
+    // version and reason.
+    let body = ok(
+        &data,
+        "local",
+        &[
+            "keys",
+            "sign-yank",
+            "--key",
+            keys.join("acme.key").to_str().unwrap(),
+            "acme:text@1.0.0",
+            "--reason",
+            "bad",
+        ],
+    );
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let public = hyyve_registry::signing::PublicKeyFile::load(&keys.join("acme.pub")).unwrap();
+    let public = hyyve_registry::signing::PublicKey::from_base64(&public.public_key).unwrap();
+    assert_eq!(body["keyId"], public.id());
+    assert_eq!(body["reason"], "bad");
+    let version = semver::Version::new(1, 0, 0);
+    let signature = body["signature"].as_str().unwrap();
+    for (reason, verifies) in [("bad", true), ("other", false)] {
+        let message = hyyve_registry::signing::yank_message("acme:text", &version, reason);
+        assert_eq!(public.verifies(&message, signature), verifies, "{reason}");
+    }
+
     ok(
         &data,
         "local",

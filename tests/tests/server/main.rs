@@ -33,6 +33,8 @@ pub struct Api {
     pub tenancy: Tenancy,
     /// Holds `acme:json` and `acme:flaky` 1.0.0, published by `acme`.
     pub registry: Arc<Registry>,
+    /// The `acme` publisher's key.
+    pub acme: KeyPair,
     pub alpha: Workspace,
     pub beta: Workspace,
     _dir: tempfile::TempDir,
@@ -144,6 +146,7 @@ impl Api {
             app: hyyve_server::app(state),
             tenancy,
             registry,
+            acme,
             alpha: Workspace {
                 id: alpha.workspace_id,
                 keys,
@@ -230,6 +233,7 @@ async fn health_openapi_and_the_documented_matrix() {
         "/v1/registry/listings",
         "/v1/registry/listings/{id}",
         "/v1/registry/packages",
+        "/v1/registry/listings/{id}/versions/{version}/yank",
     ] {
         assert!(
             paths.contains_key(path),

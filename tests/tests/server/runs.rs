@@ -4,10 +4,12 @@
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use hyyve_registry::signing::{KeyPair, yank_message};
 use hyyve_server::roles::Role;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+use crate::secrets_audit::{actions, audit_entries};
 use crate::{Answer, Api, Db};
 
 /// Three json nodes in a chain: `a` → `b` → `c`.
@@ -465,10 +467,7 @@ async fn refusals_invalid_workflow_input_yanked_unvetted_quota() {
     // A yanked pinned version no longer runs; a new install of it is refused. (`id`'s
     // plan is cached for up to PLAN_CACHE_TTL; a workflow not run yet sees it at once.)
     let unrun = api.workflow(chain()).await;
-    api.registry
-        .yank("acme:json", &semver::Version::new(1, 0, 0), "leaks data")
-        .await
-        .unwrap();
+    yank_by_its_publisher_only(&api).await;
     let answer = api.start(&unrun, json!({ "data": {} })).await;
     assert_eq!(
         answer.status,
@@ -696,6 +695,85 @@ async fn refusals_invalid_workflow_input_yanked_unvetted_quota() {
 }
 
 /// Writes `n` metering records for `workspace` dated today.
+/// Yanking over HTTP takes a publishing role and the publisher's signature over exactly
+/// this version and reason; `acme:json@1.0.0` ends yanked.
+async fn yank_by_its_publisher_only(api: &Api) {
+    let path = "/v1/registry/listings/acme:json/versions/1.0.0/yank";
+    let version = semver::Version::new(1, 0, 0);
+    let signed = |key: &KeyPair, reason: &str, signed_reason: &str| {
+        let message = yank_message("acme:json", &version, signed_reason);
+        json!({ "reason": reason, "keyId": key.public().id(), "signature": key.sign(&message) })
+    };
+    let member = Some(api.alpha.key(Role::Member));
+    let genuine = signed(&api.acme, "leaks data", "leaks data");
+
+    let viewer = api
+        .json(
+            Method::POST,
+            path,
+            Some(api.alpha.key(Role::Viewer)),
+            Some(genuine.clone()),
+        )
+        .await;
+    assert_eq!(viewer.status, StatusCode::FORBIDDEN, "{}", viewer.body);
+    let evil = KeyPair::generate("evil").unwrap();
+    api.registry
+        .add_publisher("evil", &evil.public_file(), "test-admin")
+        .await
+        .unwrap();
+    let unregistered = KeyPair::generate("acme").unwrap();
+    for (body, status, code) in [
+        (
+            signed(&evil, "leaks data", "leaks data"),
+            422,
+            "foreign_key",
+        ),
+        (
+            signed(&api.acme, "leaks data", "harmless"),
+            422,
+            "bad_signature",
+        ),
+        (
+            signed(&unregistered, "leaks data", "leaks data"),
+            422,
+            "unknown_key",
+        ),
+        (signed(&api.acme, "", ""), 400, "bad_request"),
+        (
+            json!({ "reason": "x", "keyId": "k", "signature": "s", "extra": 1 }),
+            400,
+            "bad_request",
+        ),
+    ] {
+        let answer = api.json(Method::POST, path, member, Some(body)).await;
+        assert_eq!(answer.status.as_u16(), status, "{}", answer.body);
+        assert_eq!(answer.code(), code, "{}", answer.body);
+    }
+    for (other, status) in [
+        ("/v1/registry/listings/acme:json/versions/9.9.9/yank", 404),
+        (
+            "/v1/registry/listings/acme:nothing/versions/1.0.0/yank",
+            404,
+        ),
+        ("/v1/registry/listings/acme:json/versions/latest/yank", 400),
+    ] {
+        let answer = api
+            .json(Method::POST, other, member, Some(genuine.clone()))
+            .await;
+        assert_eq!(answer.status.as_u16(), status, "{other}: {}", answer.body);
+    }
+    let still = api.registry.version("acme:json", &version).await.unwrap();
+    assert_eq!(still.yanked_at, None, "no refusal yanked anything");
+
+    let answer = api.json(Method::POST, path, member, Some(genuine)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["yankReason"], "leaks data");
+    assert!(answer.body["yankedAt"].is_i64());
+    let entries = audit_entries(api).await;
+    let actions = actions(&entries);
+    assert!(actions.contains(&"package.yank"), "{actions:?}");
+}
+
 async fn spend_invocations(api: &Api, workspace: &str, n: usize) {
     let org: String = sqlx::query_scalar("SELECT org_id FROM workspaces WHERE id = $1")
         .bind(workspace)

@@ -42,7 +42,7 @@ fn read_secret(name: &str) -> Value {
 }
 
 /// Every entry of alpha's audit log, newest first.
-async fn audit_entries(api: &Api) -> Vec<Value> {
+pub async fn audit_entries(api: &Api) -> Vec<Value> {
     let answer = api
         .json(
             Method::GET,
@@ -55,7 +55,7 @@ async fn audit_entries(api: &Api) -> Vec<Value> {
     answer.body["data"].as_array().unwrap().clone()
 }
 
-fn actions(entries: &[Value]) -> Vec<&str> {
+pub fn actions(entries: &[Value]) -> Vec<&str> {
     entries
         .iter()
         .map(|e| e["action"].as_str().unwrap())

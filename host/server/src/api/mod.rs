@@ -62,6 +62,7 @@ pub fn routes(max_package_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(keys::revoke))
         .routes(routes!(registry::search))
         .routes(routes!(registry::show))
+        .routes(routes!(registry::yank))
         .routes(routes!(installs::list, installs::create))
         .routes(routes!(installs::get, installs::delete))
         .routes(routes!(installs::get_policy, installs::put_policy))

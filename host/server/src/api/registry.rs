@@ -1,4 +1,5 @@
-//! `/v1/registry`: the marketplace (search, show) and publishing signed packages.
+//! `/v1/registry`: the marketplace (search, show), publishing signed packages and
+//! yanking versions at their publisher's signed request.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -7,9 +8,10 @@ use axum::http::StatusCode;
 use hyyve_policy::PluginKind;
 use hyyve_registry::marketplace::SearchQuery;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::extract::QueryParams;
+use crate::api::extract::{JsonBody, QueryParams};
 use crate::error::{ApiError, ErrorBody};
 use crate::roles::Action;
 use crate::tenancy::{ListPage, PageMeta, Principal};
@@ -123,4 +125,74 @@ pub async fn publish(
         "componentSize": record.component_size,
     });
     Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// Longest yank reason, in characters.
+const MAX_YANK_REASON: usize = 500;
+
+/// A publisher's signed request to yank a version.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct YankRequest {
+    /// Why (shown to anyone resolving to the version): 1 to 500 characters.
+    pub reason: String,
+    /// The signing key, a key of the publisher owning the plugin's namespace.
+    pub key_id: String,
+    /// Base64 Ed25519 signature over `hyyve-yank-v1\n{id}\n{version}\n{reason}\n`
+    /// (`hyyve keys sign-yank` prints the whole body).
+    pub signature: String,
+}
+
+/// Yanks a version: no new install resolves to it, and runs of workflows pinned to it
+/// are refused (422 `version_yanked`). An API key allowed to publish is not enough: the
+/// request carries a signature by the plugin's publisher (422 `bad_signature`,
+/// `foreign_key` or `unknown_key` otherwise). Yanking a yanked version keeps the first
+/// reason.
+#[utoipa::path(post, path = "/v1/registry/listings/{id}/versions/{version}/yank",
+    tag = "registry",
+    params(("id" = String, Path, description = "`namespace:name`"),
+        ("version" = String, Path, description = "Semantic version")),
+    request_body = YankRequest,
+    responses((status = 200, description = "`{id, version, componentDigest, yankedAt, yankReason}`", body = Object),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn yank(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, version)): Path<(String, String)>,
+    JsonBody(request): JsonBody<YankRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    principal.require(Action::Publish)?;
+    let version: semver::Version = version
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("version `{version}`: {e}")))?;
+    let length = request.reason.chars().count();
+    if request.reason.trim().is_empty() || length > MAX_YANK_REASON {
+        return Err(ApiError::BadRequest(format!(
+            "reason: 1 to {MAX_YANK_REASON} characters (got {length})"
+        )));
+    }
+    let record = state
+        .registry
+        .yank_signed(
+            &id,
+            &version,
+            &request.reason,
+            &request.key_id,
+            &request.signature,
+        )
+        .await?;
+    let detail = serde_json::json!({ "reason": request.reason, "keyId": request.key_id });
+    state
+        .audit
+        .record(&principal, "package.yank", &record.reference(), detail)
+        .await?;
+    Ok(Json(serde_json::json!({
+        "id": record.id,
+        "version": record.version.to_string(),
+        "componentDigest": record.component_digest,
+        "yankedAt": record.yanked_at,
+        "yankReason": record.yank_reason,
+    })))
 }

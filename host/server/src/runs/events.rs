@@ -1,5 +1,9 @@
 //! Live run events, fanned out to Server-Sent Events streams. Events are a convenience
 //! for watching: the database is the record, and a stream starts from a snapshot of it.
+//! So that a stream misses nothing between its snapshot and the live events, an event
+//! about a write is emitted only once that write has committed (the run writer emits
+//! [`Pending`] events after their batch): a stream subscribes before it reads the
+//! snapshot, so whatever the snapshot did not see reaches it live.
 
 use std::sync::Arc;
 
@@ -16,6 +20,29 @@ pub struct RunEvent {
     pub run_id: String,
     /// Event data (a node report, a status).
     pub data: serde_json::Value,
+}
+
+/// An event emitted later, once what it reports is committed; its data is made only if
+/// someone listens then.
+pub struct Pending {
+    event: &'static str,
+    run_id: String,
+    data: Box<dyn FnOnce() -> serde_json::Value + Send + Sync>,
+}
+
+impl Pending {
+    /// `event` of `run_id`, with the data `data` makes.
+    pub fn new(
+        event: &'static str,
+        run_id: &str,
+        data: impl FnOnce() -> serde_json::Value + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            event,
+            run_id: run_id.to_owned(),
+            data: Box::new(data),
+        }
+    }
 }
 
 /// The fan-out.
@@ -47,6 +74,11 @@ impl Events {
                 data: data(),
             }));
         }
+    }
+
+    /// Emits an event that was waiting for its commit.
+    pub fn emit_pending(&self, pending: Pending) {
+        self.emit(pending.event, &pending.run_id, pending.data);
     }
 
     /// A new subscription to every run's events.

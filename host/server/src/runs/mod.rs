@@ -236,13 +236,14 @@ impl Runs {
                 retry_backoff: config.retry_backoff,
             },
         );
+        let events = Events::default();
         Self {
-            writer: Writer::start(db.clone()),
+            writer: Writer::start(db.clone(), events.clone()),
             workflows: Workflows::new(db.clone()),
             db,
             queue: FairQueue::default(),
             ledger: Arc::default(),
-            events: Events::default(),
+            events,
             installs,
             metrics,
             audit,

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
-use super::events::Events;
+use super::events::Pending;
 use super::queue::Ticket;
 use super::quota::Ledger;
 use super::writer::{MeteringRow, Write, Writer};
@@ -54,26 +54,28 @@ impl Runs {
     /// Claims, executes and finishes the run, unless it was not this worker's to run
     /// (cancelled while queued).
     ///
-    /// The claim's commit is awaited before executing: live events (node.started, …)
-    /// must not run ahead of what a stream's snapshot reads from the database, or a
-    /// stream opened in between would miss them.
+    /// The claim's commit is awaited before executing: a run cancelled while queued
+    /// must not execute.
     async fn execute_claimed(&self, ticket: &Ticket, signal: &Notify) {
         let now = now_ms();
-        let claim = self.writer.commit(Write::Claim {
-            run_id: ticket.run_id.clone(),
-            at: now,
-        });
+        let executions = ticket.executions + 1;
+        let claim = self.writer.enqueue_announcing(
+            Write::Claim {
+                run_id: ticket.run_id.clone(),
+                at: now,
+            },
+            Pending::new(
+                "run.started",
+                &ticket.run_id,
+                move || serde_json::json!({ "executions": executions }),
+            ),
+        );
         if !is_claimed(&ticket.run_id, claim.await) {
             return;
         }
         self.metrics
             .queue_wait_seconds
             .observe((now - ticket.accepted_at).max(0) as f64 / 1000.0);
-        self.events.emit(
-            "run.started",
-            &ticket.run_id,
-            || serde_json::json!({ "executions": ticket.executions + 1 }),
-        );
         let (state, error) = match self.prepare(ticket).await {
             Err(error) => (RunState::Failed, Some(error)),
             Ok((plan, finished, observer)) => {
@@ -131,7 +133,6 @@ impl Runs {
             plugins,
             attempt_offset,
             writer: self.writer.clone(),
-            events: self.events.clone(),
             metrics: self.metrics.clone(),
             ledger: self.ledger.clone(),
             audit: self.audit.clone(),
@@ -167,14 +168,22 @@ impl Runs {
     /// for: the worker moves on, and `run.finished` is announced and counted once the
     /// state is committed (a client told a run finished reads it finished).
     fn finish(&self, ticket: &Ticket, state: RunState, error: Option<String>) {
-        let committed = self.writer.enqueue(Write::Finish {
-            run_id: ticket.run_id.clone(),
-            status: state.as_str(),
-            error: error.clone(),
-            at: now_ms(),
+        let run_id = ticket.run_id.clone();
+        let finished = Pending::new("run.finished", &run_id, {
+            let error = error.clone();
+            move || serde_json::json!({ "status": state, "error": error })
         });
-        let (events, metrics) = (self.events.clone(), self.metrics.clone());
-        let (run_id, accepted_at) = (ticket.run_id.clone(), ticket.accepted_at);
+        let committed = self.writer.enqueue_announcing(
+            Write::Finish {
+                run_id: run_id.clone(),
+                status: state.as_str(),
+                error,
+                at: now_ms(),
+            },
+            finished,
+        );
+        let metrics = self.metrics.clone();
+        let accepted_at = ticket.accepted_at;
         tokio::spawn(
             async move {
                 match committed.await {
@@ -188,11 +197,6 @@ impl Runs {
                         return;
                     }
                 }
-                events.emit(
-                    "run.finished",
-                    &run_id,
-                    || serde_json::json!({ "status": state, "error": error }),
-                );
                 metrics
                     .runs
                     .get_or_create(&RunLabels {
@@ -249,7 +253,6 @@ struct Progress {
     plugins: HashMap<String, String>,
     attempt_offset: u32,
     writer: Writer,
-    events: Events,
     metrics: Arc<Metrics>,
     ledger: Arc<Ledger>,
     audit: Arc<Audit>,
@@ -293,11 +296,12 @@ impl Progress {
 
 impl RunObserver for Progress {
     fn attempt_started(&self, node_id: &str, attempt: u32) {
-        self.events.emit(
+        let (node, attempt) = (node_id.to_owned(), attempt + self.attempt_offset);
+        self.writer.announce(Pending::new(
             "node.started",
             &self.run_id,
-            || serde_json::json!({ "node": node_id, "attempt": attempt + self.attempt_offset }),
-        );
+            move || serde_json::json!({ "node": node, "attempt": attempt }),
+        ));
     }
 
     fn attempt_finished(&self, node_id: &str, attempt: u32, metering: &MeteringRecord) {
@@ -353,13 +357,16 @@ impl RunObserver for Progress {
 
     fn node_settled(&self, report: &NodeReport) {
         let text = serde_json::to_string(report).unwrap_or_default();
-        self.writer.submit(Write::NodeReport {
-            run_id: self.run_id.clone(),
-            node_id: report.id.clone(),
-            report: text,
-        });
-        self.events.emit("node.finished", &self.run_id, || {
-            serde_json::to_value(report).unwrap_or(Value::Null)
-        });
+        let data = text.clone();
+        self.writer.submit_announcing(
+            Write::NodeReport {
+                run_id: self.run_id.clone(),
+                node_id: report.id.clone(),
+                report: text,
+            },
+            Pending::new("node.finished", &self.run_id, move || {
+                serde_json::from_str(&data).unwrap_or(Value::Null)
+            }),
+        );
     }
 }

@@ -3,13 +3,17 @@
 //! single transaction. Thousands of small writes a second cost a few commits a second,
 //! on SQLite (one writer anyway) and PostgreSQL alike. Batches commit in the order they
 //! were queued, and inside a batch a run's writes follow its life (see
-//! [`commit_batch`]), so a run's finish is never committed before its nodes.
+//! [`commit_batch`]), so a run's finish is never committed before its nodes. Run events
+//! about a write are emitted by the writer once the write has committed (see
+//! [`super::events`]).
 
 use std::collections::{HashMap, HashSet};
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
+
+use super::events::{Events, Pending};
 
 /// One write.
 pub enum Write {
@@ -132,20 +136,29 @@ impl Write {
 
 type Reply = oneshot::Sender<Result<u64, String>>;
 
+/// What waits in the writer's queue: a write (none for an event that only waits for
+/// what was queued before it), who waits for its answer, and the event emitted once it
+/// has committed and changed something.
+struct Queued {
+    write: Option<Write>,
+    reply: Option<Reply>,
+    then: Option<Pending>,
+}
+
 /// Handle to the writer task.
 #[derive(Clone)]
 pub struct Writer {
-    sender: mpsc::UnboundedSender<(Write, Option<Reply>)>,
+    sender: mpsc::UnboundedSender<Queued>,
 }
 
 /// Most writes committed together.
 const BATCH: usize = 1024;
 
 impl Writer {
-    /// Starts the writer task on `db`.
-    pub fn start(db: AnyPool) -> Self {
+    /// Starts the writer task on `db`; it emits committed writes' events to `events`.
+    pub fn start(db: AnyPool, events: Events) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(db, receiver));
+        tokio::spawn(run(db, events, receiver));
         Self { sender }
     }
 
@@ -157,8 +170,30 @@ impl Writer {
     /// Queues `write` now (ordered before anything queued later) and returns what
     /// waits for its commit: the caller may go on working and look at the answer later.
     pub fn enqueue(&self, write: Write) -> impl Future<Output = Result<u64, String>> + use<> {
+        self.enqueue_then(write, None)
+    }
+
+    /// [`Writer::enqueue`], and `event` is emitted once `write` has committed, if it
+    /// changed something (a claim or finish of a run no longer open changes nothing).
+    pub fn enqueue_announcing(
+        &self,
+        write: Write,
+        event: Pending,
+    ) -> impl Future<Output = Result<u64, String>> + use<> {
+        self.enqueue_then(write, Some(event))
+    }
+
+    fn enqueue_then(
+        &self,
+        write: Write,
+        then: Option<Pending>,
+    ) -> impl Future<Output = Result<u64, String>> + use<> {
         let (reply, answer) = oneshot::channel();
-        let sent = self.sender.send((write, Some(reply)));
+        let sent = self.sender.send(Queued {
+            write: Some(write),
+            reply: Some(reply),
+            then,
+        });
         async move {
             sent.map_err(|_| "the writer has stopped".to_owned())?;
             answer
@@ -169,7 +204,26 @@ impl Writer {
 
     /// Queues `write` without waiting (it is committed before anything queued later).
     pub fn submit(&self, write: Write) {
-        if self.sender.send((write, None)).is_err() {
+        self.send(Some(write), None);
+    }
+
+    /// [`Writer::submit`], and `event` is emitted once `write` has committed.
+    pub fn submit_announcing(&self, write: Write, event: Pending) {
+        self.send(Some(write), Some(event));
+    }
+
+    /// Emits `event` once everything queued before it has committed.
+    pub fn announce(&self, event: Pending) {
+        self.send(None, Some(event));
+    }
+
+    fn send(&self, write: Option<Write>, then: Option<Pending>) {
+        let queued = Queued {
+            write,
+            reply: None,
+            then,
+        };
+        if self.sender.send(queued).is_err() {
             tracing::error!("write dropped: the writer has stopped");
         }
     }
@@ -180,7 +234,7 @@ impl Writer {
 /// the file on the next batch; SQLite's default is 2 MiB.
 const SQLITE_WRITER_CACHE_KIB: i64 = 64 * 1024;
 
-async fn run(db: AnyPool, mut receiver: mpsc::UnboundedReceiver<(Write, Option<Reply>)>) {
+async fn run(db: AnyPool, events: Events, mut receiver: mpsc::UnboundedReceiver<Queued>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut connection = None;
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
@@ -190,18 +244,22 @@ async fn run(db: AnyPool, mut receiver: mpsc::UnboundedReceiver<(Write, Option<R
         };
         match result {
             Ok(affected) => {
-                for ((_, reply), rows) in batch.drain(..).zip(affected) {
-                    if let Some(reply) = reply {
-                        let _ = reply.send(Ok(rows));
-                    }
+                for (queued, rows) in batch.drain(..).zip(affected) {
+                    let event_only = queued.write.is_none();
+                    answer(&events, queued.reply, queued.then, event_only, Ok(rows));
                 }
             }
             // One bad write must not sink the others: retry each alone. The connection
             // may be what failed: the next batch takes a fresh one.
             Err(_) => {
                 connection = None;
-                for (write, reply) in batch.drain(..) {
-                    let alone = [(write, None)];
+                for Queued { write, reply, then } in batch.drain(..) {
+                    let event_only = write.is_none();
+                    let alone = [Queued {
+                        write,
+                        reply: None,
+                        then: None,
+                    }];
                     let result = match writer_connection(&db, &mut connection).await {
                         Ok(conn) => commit_batch(conn, &alone).await.map(|rows| rows[0]),
                         Err(e) => Err(e),
@@ -211,12 +269,29 @@ async fn run(db: AnyPool, mut receiver: mpsc::UnboundedReceiver<(Write, Option<R
                         tracing::error!(error = %e, "write failed");
                         connection = None;
                     }
-                    if let Some(reply) = reply {
-                        let _ = reply.send(result);
-                    }
+                    answer(&events, reply, then, event_only, result);
                 }
             }
         }
+    }
+}
+
+/// After a write's commit (or failure): emits its event if it changed something (an
+/// event that only waited for earlier writes always goes), then answers whoever waits.
+/// In that order, so what the waiter emits next comes after it.
+fn answer(
+    events: &Events,
+    reply: Option<Reply>,
+    then: Option<Pending>,
+    event_only: bool,
+    result: Result<u64, String>,
+) {
+    let changed = event_only || matches!(result, Ok(rows) if rows > 0);
+    if let (Some(event), true) = (then, changed) {
+        events.emit_pending(event);
+    }
+    if let Some(reply) = reply {
+        let _ = reply.send(result);
     }
 }
 
@@ -260,15 +335,18 @@ struct Grouped<'a> {
     /// The latest report of a node wins (PostgreSQL refuses one insert that updates a
     /// row twice).
     reports: HashMap<(&'a str, &'a str), &'a str>,
+    /// Where the batch's node reports are: each is written (or replaced by a later one).
+    report_writes: Vec<usize>,
     /// By (status, error): runs finishing the same way are finished by one statement.
     finishes: HashMap<(&'static str, Option<&'a str>), Vec<RunWrite<'a>>>,
     statements: Vec<(usize, &'static str, &'a [Bind])>,
 }
 
 impl<'a> Grouped<'a> {
-    fn of(batch: &'a [(Write, Option<Reply>)]) -> Self {
+    fn of(batch: &'a [Queued]) -> Self {
         let mut grouped = Self::default();
-        for (index, (write, _)) in batch.iter().enumerate() {
+        for (index, queued) in batch.iter().enumerate() {
+            let Some(write) = &queued.write else { continue };
             match write {
                 Write::Accept(row) => grouped.accepts.push((index, row)),
                 Write::Claim { run_id, at } => grouped.claims.push((index, run_id, *at)),
@@ -279,6 +357,7 @@ impl<'a> Grouped<'a> {
                     report,
                 } => {
                     grouped.reports.insert((run_id, node_id), report);
+                    grouped.report_writes.push(index);
                 }
                 Write::Finish {
                     run_id,
@@ -297,8 +376,8 @@ impl<'a> Grouped<'a> {
     }
 }
 
-/// Commits `batch` in one transaction; the rows each write affected (0 for metering
-/// records and node reports, which nobody waits for).
+/// Commits `batch` in one transaction; the rows each write affected (1 for a node
+/// report, 0 for metering records, which nobody waits for).
 ///
 /// Kinds are written in the order of a run's life (accepts, claims, metering, node
 /// reports, finishes), then other statements in the order they came. So a run accepted
@@ -306,10 +385,7 @@ impl<'a> Grouped<'a> {
 /// nodes; the transaction makes the order invisible outside it. A cancel of a queued run
 /// committed in the same batch as its claim comes after the claim and finds it running:
 /// the worker is then told to stop, as for any running run.
-async fn commit_batch(
-    db: &mut AnyConnection,
-    batch: &[(Write, Option<Reply>)],
-) -> Result<Vec<u64>, sqlx::Error> {
+async fn commit_batch(db: &mut AnyConnection, batch: &[Queued]) -> Result<Vec<u64>, sqlx::Error> {
     let grouped = Grouped::of(batch);
     let mut affected = vec![0; batch.len()];
     let mut tx = sqlx::Connection::begin(db).await?;
@@ -317,6 +393,9 @@ async fn commit_batch(
     claim_runs(&mut tx, &grouped.claims, &mut affected).await?;
     insert_metering(&mut tx, &grouped.metering).await?;
     upsert_reports(&mut tx, &grouped.reports).await?;
+    for index in &grouped.report_writes {
+        affected[*index] = 1;
+    }
     for ((status, error), runs) in &grouped.finishes {
         finish_runs(&mut tx, status, *error, runs, &mut affected).await?;
     }
@@ -531,7 +610,9 @@ fn numbered(first: usize, count: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{AcceptRow, Bind, MeteringRow, Write, Writer, numbered, placeholders};
+    use super::{
+        AcceptRow, Bind, Events, MeteringRow, Pending, Write, Writer, numbered, placeholders,
+    };
     use sqlx::AnyPool;
 
     #[test]
@@ -628,7 +709,7 @@ mod tests {
     async fn a_batch_accepts_claims_meters_and_finishes_runs_once() {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = database(&dir).await;
-        let writer = Writer::start(db.clone());
+        let writer = Writer::start(db.clone(), Events::default());
         let pending: Vec<_> = [
             accept("run_a"),
             accept("run_b"),
@@ -667,7 +748,7 @@ mod tests {
     async fn a_cancel_committed_first_makes_the_claim_affect_nothing() {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = database(&dir).await;
-        let writer = Writer::start(db.clone());
+        let writer = Writer::start(db.clone(), Events::default());
         assert_eq!(writer.commit(accept("run_c")).await, Ok(1));
         let cancel = Write::new(
             "UPDATE runs SET status = 'cancelled' WHERE id = $1 AND status = 'queued'",
@@ -684,7 +765,7 @@ mod tests {
     async fn a_failing_write_fails_alone() {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = database(&dir).await;
-        let writer = Writer::start(db.clone());
+        let writer = Writer::start(db.clone(), Events::default());
         let good = writer.enqueue(accept("run_d"));
         let bad = writer.enqueue(Write::new("UPDATE no_such_table SET x = 1", vec![]));
         let after = writer.enqueue(accept("run_e"));
@@ -692,5 +773,34 @@ mod tests {
         assert!(bad.await.is_err());
         assert_eq!(after.await, Ok(1));
         assert_eq!(status(&db, "run_e").await, "queued");
+    }
+
+    /// An announced event goes out only once its write is visible to a new reader (so a
+    /// stream's snapshot read before it cannot miss it), and not at all when the write
+    /// changed nothing; an event of its own waits for what was queued before it.
+    #[tokio::test]
+    async fn events_are_emitted_after_their_commit_and_only_for_changes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = database(&dir).await;
+        let events = Events::default();
+        let mut received = events.subscribe();
+        let writer = Writer::start(db.clone(), events);
+        let event = |name, run: &str| Pending::new(name, run, || serde_json::json!({}));
+        writer.submit_announcing(accept("run_f"), event("accepted", "run_f"));
+        writer.announce(event("after", "run_f"));
+        let claimed =
+            writer.enqueue_announcing(claim("run_missing"), event("claimed", "run_missing"));
+
+        // Read as soon as it arrives: emitted before the commit, the row would not be
+        // there yet.
+        let first = received.recv().await.expect("event");
+        assert_eq!((first.event, first.run_id.as_str()), ("accepted", "run_f"));
+        assert_eq!(status(&db, "run_f").await, "queued");
+        assert_eq!(received.recv().await.expect("event").event, "after");
+        assert_eq!(claimed.await, Ok(0));
+        assert!(
+            received.try_recv().is_err(),
+            "a claim of no run announced nothing"
+        );
     }
 }

@@ -279,6 +279,41 @@ async fn workflows_runs_usage_on_postgres() {
     lifecycle(Db::Postgres).await;
 }
 
+/// A plan cached for one workspace's run is not another workspace's to start: naming
+/// the version (which skips reading the workflow) still finds nothing there.
+#[tokio::test]
+async fn another_workspace_cannot_start_a_cached_workflow() {
+    let api = Api::new(Db::Sqlite).await;
+    api.install("acme:json").await;
+    let id = api.workflow(chain()).await;
+    let run = api.start(&id, json!({ "data": { "items": [] } })).await;
+    assert_eq!(run.status, StatusCode::ACCEPTED, "{}", run.body);
+    api.finished(run.body["id"].as_str().unwrap()).await;
+    for body in [
+        json!({ "input": { "data": { "items": [] } }, "version": 1 }),
+        json!({ "input": { "data": { "items": [] } } }),
+    ] {
+        let answer = api
+            .json(
+                Method::POST,
+                &format!("/v1/workflows/{id}/runs"),
+                Some(api.beta.key(Role::Owner)),
+                Some(body),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{}", answer.body);
+    }
+    let runs = api
+        .json(
+            Method::GET,
+            "/v1/runs",
+            Some(api.beta.key(Role::Owner)),
+            None,
+        )
+        .await;
+    assert_eq!(runs.body["meta"]["total"], 0, "{}", runs.body);
+}
+
 #[tokio::test]
 async fn events_stream_from_snapshot_to_finish() {
     let api = Api::new(Db::Sqlite).await;

@@ -212,7 +212,8 @@ pub struct Runs {
     executor: Executor,
     config: SchedulerConfig,
     cancels: Mutex<HashMap<String, Arc<Notify>>>,
-    plans: Mutex<HashMap<(String, i64), CachedPlan>>,
+    /// By (workspace, workflow, version): a workspace finds only its own workflows' plans.
+    plans: Mutex<HashMap<(String, String, i64), CachedPlan>>,
     /// Bumped by every install change: cached plans of older generations are stale.
     generation: AtomicU64,
 }
@@ -288,7 +289,7 @@ impl Runs {
         version: i64,
     ) -> Result<(Arc<Plan>, Arc<Workflow>), ApiError> {
         let generation = self.generation.load(Ordering::Relaxed);
-        let key = (workflow_id.to_owned(), version);
+        let key = (workspace.to_owned(), workflow_id.to_owned(), version);
         if let Some(cached) = self.plans.lock().expect("not poisoned").get(&key)
             && cached.generation == generation
             && cached.cached_at.elapsed() < PLAN_CACHE_TTL

@@ -22,14 +22,14 @@ use std::sync::Arc;
 use audit::Audit;
 use axum::Router;
 use axum::extract::Request;
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::serve::ListenerExt as _;
 use hyyve_policy::PlatformConfig;
 use hyyve_registry::Registry;
 use installs::Installs;
-use metrics::Metrics;
+use metrics::{Metrics, RefusalLabels};
 use runs::{Runs, SchedulerConfig};
 use secrets::Secrets;
 use workflows::Workflows;
@@ -124,7 +124,10 @@ pub fn app(state: AppState) -> Router {
                 async move { axum::Json(openapi.as_ref().clone()) }
             }),
         )
-        .layer(axum::middleware::from_fn(request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            request_context,
+        ))
         .with_state(state)
 }
 
@@ -149,7 +152,11 @@ pub async fn serve(
 
 /// Gives every request an id (the caller's `x-request-id` if it is short and plain),
 /// a tracing span carrying it, and echoes it in the response.
-async fn request_context(request: Request, next: Next) -> Response {
+async fn request_context(
+    axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let id = request
         .headers()
         .get("x-request-id")
@@ -169,6 +176,11 @@ async fn request_context(request: Request, next: Next) -> Response {
         path = %request.uri().path(),
         workspace = tracing::field::Empty,
     );
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |path| path.as_str())
+        .to_owned();
     let started = std::time::Instant::now();
     let mut response = tracing::Instrument::instrument(
         error::REQUEST_ID.scope(id.clone(), next.run(request)),
@@ -183,6 +195,14 @@ async fn request_context(request: Request, next: Next) -> Response {
             "request"
         )
     });
+    let status = response.status();
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        let labels = RefusalLabels {
+            status: status.as_u16().to_string(),
+            route,
+        };
+        metrics.refusals.get_or_create(&labels).inc();
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }

@@ -33,6 +33,15 @@ pub struct RunLabels {
     pub status: String,
 }
 
+/// Labels of refused-request counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// 401 (no valid key) or 403 (role too weak).
+    pub status: String,
+    /// The route template (`/v1/keys/{id}`), or `unmatched`.
+    pub route: String,
+}
+
 /// Every metric of the server.
 pub struct Metrics {
     registry: Registry,
@@ -52,6 +61,9 @@ pub struct Metrics {
     pub queue_wait_seconds: Histogram,
     /// Runs waiting for a worker.
     pub queue_depth: Gauge,
+    /// Requests refused for their key (401) or its role (403), by route: what a
+    /// security team watches for probing or a misconfigured client.
+    pub refusals: Family<RefusalLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -66,6 +78,7 @@ impl Default for Metrics {
         let run_seconds = Histogram::new(exponential_buckets(0.000_1, 4.0, 11));
         let queue_wait_seconds = Histogram::new(exponential_buckets(0.000_1, 4.0, 11));
         let queue_depth = Gauge::default();
+        let refusals = Family::<RefusalLabels, Counter>::default();
         registry.register(
             "invocations",
             "Node invocations (attempts)",
@@ -98,6 +111,11 @@ impl Default for Metrics {
             "Runs waiting for a worker",
             queue_depth.clone(),
         );
+        registry.register(
+            "api_refusals",
+            "Requests refused for their key (401) or its role (403)",
+            refusals.clone(),
+        );
         Self {
             registry,
             invocations,
@@ -108,6 +126,7 @@ impl Default for Metrics {
             run_seconds,
             queue_wait_seconds,
             queue_depth,
+            refusals,
         }
     }
 }

@@ -137,6 +137,24 @@ async fn missing_invalid_and_revoked_keys_are_401() {
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{key:?}");
         assert_eq!(answer.code(), "unauthenticated");
     }
+    // A role too weak: 403. Both kinds of refusal are counted by route for /metrics.
+    let answer = api
+        .json(
+            Method::GET,
+            "/v1/keys",
+            Some(api.alpha.key(Role::Viewer)),
+            None,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    let metrics = api.json(Method::GET, "/metrics", None, None).await;
+    let text = metrics.body.as_str().expect("exposition text");
+    for line in [
+        r#"hyyve_api_refusals_total{status="401",route="/v1/projects"} 4"#,
+        r#"hyyve_api_refusals_total{status="403",route="/v1/keys"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} not in {text}");
+    }
     // A key's secret is never listed.
     let keys = api
         .json(

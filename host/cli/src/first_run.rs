@@ -46,11 +46,22 @@ pub async fn seed(data_dir: &Path, repo: &Path, state: &AppState) -> anyhow::Res
         .await?
         .context("the owner key just made does not authenticate")?;
     for id in &ids {
-        state
+        let install = state
             .installs
             .install(&principal, id, "*", WorkspaceGrant::default())
             .await
             .with_context(|| format!("installing {id}"))?;
+        // Audited like an install through the API: the grant is what a security team
+        // reviews.
+        state
+            .audit
+            .record(
+                &principal,
+                "plugin.install",
+                &format!("install/{id}"),
+                install.audit_detail(),
+            )
+            .await?;
     }
     let path = repo.join(EXAMPLE_WORKFLOW);
     let text =

@@ -152,6 +152,24 @@ async fn a_fresh_server_runs_the_example_and_finishes_every_run_once_after_sigki
         key: after(&served.printed, "keep it): ").to_owned(),
     };
     let example = after(&served.printed, "example workflow: ").to_owned();
+    // The first start's installs are in the audit log with their grants.
+    let (status, audit) = api
+        .send(
+            reqwest::Method::GET,
+            "/v1/audit?action=plugin.install",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{audit}");
+    let subjects: Vec<&str> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["detail"]["grant"].is_object())
+        .filter_map(|e| e["subject"].as_str())
+        .collect();
+    assert_eq!(subjects.len(), 4, "{audit}");
+    assert!(subjects.contains(&"install/hyyve:json"), "{audit}");
 
     // The example workflow, with the README's input.
     let tickets: Value = serde_json::from_str(

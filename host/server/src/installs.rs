@@ -43,6 +43,17 @@ pub struct Install {
     pub installed_at: String,
 }
 
+impl Install {
+    /// What the audit log keeps of an install (`plugin.install`).
+    pub fn audit_detail(&self) -> serde_json::Value {
+        serde_json::json!({
+            "version": self.version,
+            "digest": self.component_digest,
+            "grant": self.grant,
+        })
+    }
+}
+
 fn install_from(row: &AnyRow) -> Result<Install, ApiError> {
     let json = |column: &str| -> Result<serde_json::Value, ApiError> {
         let text: String = row.try_get(column)?;

@@ -65,18 +65,13 @@ pub async fn create(
         .await?;
     state.runs.installs_changed();
     tracing::info!(plugin = %install.plugin, version = %install.version, "installed");
-    let detail = serde_json::json!({
-        "version": install.version,
-        "digest": install.component_digest,
-        "grant": install.grant,
-    });
     state
         .audit
         .record(
             &principal,
             "plugin.install",
             &format!("install/{}", install.plugin),
-            detail,
+            install.audit_detail(),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(install)))

@@ -130,8 +130,9 @@ impl VettingStatus {
     }
 }
 
-/// One review request.
+/// One review request (camelCase in JSON, as the HTTP API shows it).
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct VettingRequest {
     /// Request id.
     pub id: i64,

@@ -803,7 +803,36 @@ async fn yank_by_its_publisher_only(api: &Api) {
     let answer = api.json(Method::POST, path, member, Some(genuine)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert_eq!(answer.body["yankReason"], "leaks data");
-    assert!(answer.body["yankedAt"].is_i64());
+    assert!(answer.body["yankedAt"].as_str().unwrap().ends_with('Z'));
+    // The listing shows it yanked, in the API's conventions (camelCase, ISO-8601).
+    let listing = api
+        .json(
+            Method::GET,
+            "/v1/registry/listings/acme:json",
+            Some(api.alpha.key(Role::Viewer)),
+            None,
+        )
+        .await;
+    assert_eq!(listing.status, StatusCode::OK, "{}", listing.body);
+    assert_eq!(listing.body["latestVersion"], "1.0.0");
+    assert_eq!(listing.body["pricing"]["model"], "free");
+    let shown = &listing.body["versions"][0];
+    assert_eq!(shown["yankReason"], "leaks data");
+    assert_eq!(shown["yankedAt"], answer.body["yankedAt"]);
+    assert!(shown["publishedAt"].as_str().unwrap().ends_with('Z'));
+    assert!(shown["manifest"].as_str().unwrap().contains("acme:json"));
+    let found = api
+        .json(
+            Method::GET,
+            "/v1/registry/listings?publisher=acme&pageSize=1",
+            Some(api.alpha.key(Role::Viewer)),
+            None,
+        )
+        .await;
+    assert_eq!(found.body["meta"]["total"], 2, "{}", found.body);
+    assert_eq!(found.body["meta"]["hasMore"], true);
+    assert_eq!(found.body["data"][0]["publisher"], "acme");
+    assert!(found.body["data"][0]["latestVersion"].is_string());
     let entries = audit_entries(api).await;
     let actions = actions(&entries);
     assert!(actions.contains(&"package.yank"), "{actions:?}");

@@ -5,14 +5,16 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use hyyve_policy::PluginKind;
-use hyyve_registry::marketplace::SearchQuery;
-use serde::Deserialize;
+use hyyve_policy::{PluginKind, Pricing};
+use hyyve_registry::VersionRecord;
+use hyyve_registry::marketplace::{Listing, ListingDetail, SearchQuery};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::api::extract::{JsonBody, QueryParams};
 use crate::error::{ApiError, ErrorBody};
+use crate::ids::iso8601;
 use crate::roles::Action;
 use crate::tenancy::{ListPage, PageMeta, Principal};
 
@@ -38,16 +40,134 @@ pub struct SearchParams {
     pub page_size: u32,
 }
 
+/// A marketplace listing as the API shows it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListingView {
+    /// `namespace:name`.
+    pub id: String,
+    /// Display title.
+    pub title: String,
+    /// One paragraph.
+    pub description: String,
+    /// `node`, `provider` or `channel`.
+    pub kind: String,
+    /// The creator account.
+    pub publisher: String,
+    /// Categories.
+    pub categories: Vec<String>,
+    /// What installing workspaces pay.
+    pub pricing: PricingView,
+    /// Greatest published version.
+    pub latest_version: String,
+    /// Digest of the icon blob, if any.
+    pub icon_digest: Option<String>,
+}
+
+/// A pricing model; prices in USD micro-dollars.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PricingView {
+    /// `free`, `per-invocation` or `subscription`.
+    pub model: &'static str,
+    /// Price of one invocation or one workspace-month; absent when free.
+    pub price_micros: Option<u64>,
+}
+
+/// A listing with its readme and every version, oldest first.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListingDetailView {
+    /// The listing.
+    #[serde(flatten)]
+    pub listing: ListingView,
+    /// Markdown readme.
+    pub readme: Option<String>,
+    /// Every version, oldest first (yanked ones marked).
+    pub versions: Vec<VersionView>,
+}
+
+/// One published version.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionView {
+    /// `namespace:name`.
+    pub id: String,
+    /// Exact version.
+    pub version: String,
+    /// `sha256:<hex>` of the component: installs pin this.
+    pub component_digest: String,
+    /// Component bytes.
+    pub component_size: i64,
+    /// The manifest (`hyyve.toml`) as published: the capabilities it asks for.
+    pub manifest: String,
+    /// ISO-8601 UTC.
+    pub published_at: String,
+    /// ISO-8601 UTC, when yanked.
+    pub yanked_at: Option<String>,
+    /// Why it was yanked.
+    pub yank_reason: Option<String>,
+}
+
+impl From<Listing> for ListingView {
+    fn from(l: Listing) -> Self {
+        let (model, price_micros) = match l.pricing {
+            Pricing::Free => ("free", None),
+            Pricing::PerInvocation { price_micros } => ("per-invocation", Some(price_micros)),
+            Pricing::Subscription { price_micros } => ("subscription", Some(price_micros)),
+        };
+        ListingView {
+            id: l.id,
+            title: l.title,
+            description: l.description,
+            kind: l.kind,
+            publisher: l.publisher,
+            categories: l.categories,
+            pricing: PricingView {
+                model,
+                price_micros,
+            },
+            latest_version: l.latest_version,
+            icon_digest: l.icon_digest,
+        }
+    }
+}
+
+impl From<VersionRecord> for VersionView {
+    fn from(v: VersionRecord) -> Self {
+        VersionView {
+            id: v.id,
+            version: v.version.to_string(),
+            component_digest: v.component_digest,
+            component_size: v.component_size,
+            manifest: v.manifest_text,
+            published_at: iso8601(v.published_at),
+            yanked_at: v.yanked_at.map(iso8601),
+            yank_reason: v.yank_reason,
+        }
+    }
+}
+
+impl From<ListingDetail> for ListingDetailView {
+    fn from(d: ListingDetail) -> Self {
+        ListingDetailView {
+            listing: d.listing.into(),
+            readme: d.readme,
+            versions: d.versions.into_iter().map(VersionView::from).collect(),
+        }
+    }
+}
+
 /// Searches marketplace listings.
 #[utoipa::path(get, path = "/v1/registry/listings", tag = "registry", params(SearchParams),
-    responses((status = 200, description = "`{data: [listing], meta}`", body = Object),
+    responses((status = 200, description = "`{data: [ListingView], meta}`", body = Object),
         (status = 400, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn search(
     State(state): State<AppState>,
     principal: Principal,
     QueryParams(params): QueryParams<SearchParams>,
-) -> Result<Json<ListPage<serde_json::Value>>, ApiError> {
+) -> Result<Json<ListPage<ListingView>>, ApiError> {
     principal.require(Action::Read)?;
     let found = state
         .registry
@@ -62,12 +182,7 @@ pub async fn search(
         .await?;
     let shown = (found.page as i64 - 1) * found.per_page as i64 + found.listings.len() as i64;
     Ok(Json(ListPage {
-        data: found
-            .listings
-            .iter()
-            .map(serde_json::to_value)
-            .collect::<Result<_, _>>()
-            .map_err(|e| ApiError::Internal(e.to_string()))?,
+        data: found.listings.into_iter().map(ListingView::from).collect(),
         meta: PageMeta {
             total: found.total,
             page: found.page,
@@ -80,18 +195,15 @@ pub async fn search(
 /// A listing with its versions (yanked ones marked).
 #[utoipa::path(get, path = "/v1/registry/listings/{id}", tag = "registry",
     params(("id" = String, Path, description = "`namespace:name`")),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = ListingDetailView), (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ListingDetailView>, ApiError> {
     principal.require(Action::Read)?;
-    let detail = state.registry.show(&id).await?;
-    serde_json::to_value(detail)
-        .map(Json)
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    Ok(Json(state.registry.show(&id).await?.into()))
 }
 
 /// Publishes a signed package (the bytes of `hyyve plugin package` + `sign`). Every
@@ -153,7 +265,7 @@ pub struct YankRequest {
     params(("id" = String, Path, description = "`namespace:name`"),
         ("version" = String, Path, description = "Semantic version")),
     request_body = YankRequest,
-    responses((status = 200, description = "`{id, version, componentDigest, yankedAt, yankReason}`", body = Object),
+    responses((status = 200, description = "The version, yanked", body = VersionView),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("api_key" = [])))]
@@ -162,7 +274,7 @@ pub async fn yank(
     principal: Principal,
     Path((id, version)): Path<(String, String)>,
     JsonBody(request): JsonBody<YankRequest>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<VersionView>, ApiError> {
     principal.require(Action::Publish)?;
     let version: semver::Version = version
         .parse()
@@ -188,11 +300,5 @@ pub async fn yank(
         .audit
         .record(&principal, "package.yank", &record.reference(), detail)
         .await?;
-    Ok(Json(serde_json::json!({
-        "id": record.id,
-        "version": record.version.to_string(),
-        "componentDigest": record.component_digest,
-        "yankedAt": record.yanked_at,
-        "yankReason": record.yank_reason,
-    })))
+    Ok(Json(record.into()))
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use hyyve_policy::WorkspaceGrant;
 use hyyve_registry::signing::KeyPair;
-use hyyve_registry::{Registry, RegistryError};
+use hyyve_registry::{KeyAuthorization, OwnerKind, Registry, RegistryError};
 use hyyve_server::AppState;
 use hyyve_server::tenancy::{Bootstrap, Plan};
 use hyyve_workflow::Workflow;
@@ -126,7 +126,10 @@ async fn publish_first_party(
 }
 
 /// The first-party publisher's key: the data dir's, else a new one registered with the
-/// registry.
+/// registry. When the registry already has the publisher (another data dir made it, or
+/// `hyyve registry add-publisher` did) but this data dir has no key of it, the new key
+/// is added to the account as the operator: whoever runs `serve` on this database
+/// administers its registry anyway.
 async fn publisher_key(data_dir: &Path, registry: &Registry) -> anyhow::Result<KeyPair> {
     let dir = data_dir.join("keys");
     let path = dir.join(format!("{FIRST_PARTY_PUBLISHER}.key"));
@@ -134,10 +137,28 @@ async fn publisher_key(data_dir: &Path, registry: &Registry) -> anyhow::Result<K
         return Ok(KeyPair::load(&path)?);
     }
     let key = KeyPair::generate(FIRST_PARTY_PUBLISHER)?;
-    registry
+    match registry
         .add_publisher(FIRST_PARTY_PUBLISHER, &key.public_file(), "serve")
         .await
-        .map_err(registry_cli::coded)?;
+    {
+        Ok(()) => {}
+        Err(RegistryError::AlreadyRegistered(_)) => {
+            registry
+                .add_key(
+                    OwnerKind::Publisher,
+                    &key.public_file(),
+                    KeyAuthorization::Admin("serve".into()),
+                )
+                .await
+                .map_err(registry_cli::coded)?;
+            eprintln!(
+                "the registry's `{FIRST_PARTY_PUBLISHER}` publisher had no key in {}: added key {}",
+                dir.display(),
+                key.public().id()
+            );
+        }
+        Err(e) => return Err(registry_cli::coded(e)),
+    }
     key.save(&dir)?;
     Ok(key)
 }

@@ -322,3 +322,41 @@ async fn json_logs_carry_request_and_run_ids() {
     drop(served);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// A registry that already has the `hyyve` publisher, registered with a key this data
+/// dir does not hold (here by `hyyve registry add-publisher`), still comes up on first
+/// start: a new key of the data dir is added to the account and signs the plugins.
+#[tokio::test]
+async fn first_start_adds_a_key_to_an_existing_first_party_publisher() {
+    let root = tempfile::tempdir().unwrap();
+    let (data, elsewhere) = (root.path().join("data"), root.path().join("elsewhere"));
+    for args in [
+        vec!["keys", "new", "hyyve", "--dir", elsewhere.to_str().unwrap()],
+        vec![
+            "registry",
+            "add-publisher",
+            elsewhere.join("hyyve.pub").to_str().unwrap(),
+        ],
+    ] {
+        let done = std::process::Command::new(env!("CARGO_BIN_EXE_hyyve"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(&args)
+            .env_remove("DATABASE_URL")
+            .env_remove("HYYVE_DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(done.status.success(), "{args:?}: {done:?}");
+    }
+    let served = serve(&data, None).await;
+    assert_eq!(
+        after(&served.printed, "installed: "),
+        "hyyve:fibo, hyyve:json, hyyve:logic, hyyve:text"
+    );
+    let read = |path: PathBuf| std::fs::read_to_string(path).unwrap();
+    let (made, first) = (
+        read(data.join("keys/hyyve.pub")),
+        read(elsewhere.join("hyyve.pub")),
+    );
+    assert_ne!(made, first, "the data dir got a key of its own");
+}

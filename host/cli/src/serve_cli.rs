@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use clap::Subcommand;
 use hyyve_runtime::Runtime;
 use hyyve_server::runs::SchedulerConfig;
@@ -42,10 +43,29 @@ async fn state(data_dir: &Path, runtime: Arc<Runtime>) -> anyhow::Result<AppStat
         platform: crate::install::PolicyFiles::load(data_dir)?.platform,
         scheduler: SchedulerConfig {
             workers: workers()?,
+            instance: instance(data_dir)?,
             ..SchedulerConfig::default()
         },
     };
     Ok(AppState::start(Arc::new(registry), config).await?)
+}
+
+/// This data dir's server instance name (`<data>/instance`, made on first use): a server
+/// restarted on the same data dir resumes the runs it held at once; servers on other
+/// data dirs sharing the database wait for those runs' leases to lapse.
+fn instance(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("instance");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
+        Ok(_) => anyhow::bail!("{} is empty", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let made = hyyve_server::ids::new_id("inst");
+            std::fs::create_dir_all(data_dir)?;
+            std::fs::write(&path, &made).with_context(|| format!("writing {}", path.display()))?;
+            Ok(made)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
 }
 
 /// `HYYVE_WORKERS`: runs executing at once (default 16).

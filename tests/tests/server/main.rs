@@ -71,7 +71,10 @@ impl Answer {
     }
 }
 
-/// Four workers and short retry delays.
+/// Run leases of the test servers: short, so a lapsed lease is taken over within a test.
+pub const LEASE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Four workers, short retry delays and leases.
 fn test_config() -> ServerConfig {
     ServerConfig {
         max_package_bytes: MAX_PACKAGE_BYTES,
@@ -79,6 +82,8 @@ fn test_config() -> ServerConfig {
         scheduler: SchedulerConfig {
             workers: 4,
             retry_backoff: std::time::Duration::from_millis(5),
+            instance: "test".into(),
+            lease: LEASE,
             ..SchedulerConfig::default()
         },
     }
@@ -87,8 +92,16 @@ fn test_config() -> ServerConfig {
 impl Api {
     /// The same database served by a new server, as after the process was killed and
     /// started again (the old one's queue is abandoned).
-    pub async fn restarted(mut self) -> Self {
-        let state = AppState::start(self.registry.clone(), test_config())
+    pub async fn restarted(self) -> Self {
+        self.restarted_as("test").await
+    }
+
+    /// The same database served by a new server of instance `instance` (the old one
+    /// keeps running in the background, as another process would).
+    pub async fn restarted_as(mut self, instance: &str) -> Self {
+        let mut config = test_config();
+        config.scheduler.instance = instance.into();
+        let state = AppState::start(self.registry.clone(), config)
             .await
             .unwrap();
         self.app = hyyve_server::app(state);

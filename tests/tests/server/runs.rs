@@ -883,6 +883,91 @@ async fn metering_record(
     .unwrap();
 }
 
+/// Servers sharing a database hand runs over through leases: a restarted instance
+/// resumes at once what it held, nobody touches what a live instance holds (it renews
+/// its leases), and a lease that lapses is taken over by another instance.
+#[tokio::test]
+async fn instances_share_runs_through_leases() {
+    let api = Api::new(Db::Sqlite).await;
+    api.install("acme:json").await;
+    let id = api.workflow(chain()).await;
+    let pool = api.tenancy.pool().clone();
+    let org: String = sqlx::query_scalar("SELECT org_id FROM workspaces WHERE id = $1")
+        .bind(&api.alpha.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let now = hyyve_server::ids::now_ms();
+    let workspace = api.alpha.id.clone();
+    let insert = |run: &'static str, status: &'static str, owner: &'static str, lease: i64| {
+        let (pool, org, id, workspace) = (pool.clone(), org.clone(), id.clone(), workspace.clone());
+        async move {
+            let input = json!({ "data": { "items": [{ "n": 2 }] } });
+            sqlx::query(
+                "INSERT INTO runs (id, workspace_id, org_id, workflow_id, workflow_version, \
+                 status, input, executions, created_by, created_at, owner, lease_until) \
+                 VALUES ($1, $2, $3, $4, 1, $5, $6, $7, 'test', 0, $8, $9)",
+            )
+            .bind(run)
+            .bind(workspace)
+            .bind(org)
+            .bind(id)
+            .bind(status)
+            .bind(input.to_string())
+            .bind(i64::from(status == "running"))
+            .bind(owner)
+            .bind(lease)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    };
+    // Instance `b` died holding `run_mine`; `other` lives on with two runs and stops
+    // renewing a third.
+    insert("run_mine", "running", "b", now + 60_000).await;
+    insert("run_live", "running", "other", now + 60_000).await;
+    insert("run_live_queued", "queued", "other", now + 60_000).await;
+    insert("run_lapsing", "running", "other", now + 500).await;
+
+    let api = api.restarted_as("b").await;
+    for run in ["run_mine", "run_lapsing"] {
+        let done = api.finished(run).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        assert_eq!(done["executions"], 2, "{done}");
+    }
+
+    // `b` lives and holds `run_held`: an instance started beside it leaves it alone for
+    // longer than a lease, because `b` keeps renewing it.
+    insert("run_held", "running", "b", now_plus(500)).await;
+    let api = api.restarted_as("watcher").await;
+    tokio::time::sleep(crate::LEASE * 5 / 2).await;
+    let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT id, status, executions, lease_until FROM runs \
+         WHERE id IN ('run_held', 'run_live', 'run_live_queued') ORDER BY id",
+    )
+    .fetch_all(api.tenancy.pool())
+    .await
+    .unwrap();
+    let later = hyyve_server::ids::now_ms();
+    let states: Vec<(&str, &str, i64)> = rows
+        .iter()
+        .map(|(id, status, executions, _)| (id.as_str(), status.as_str(), *executions))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("run_held", "running", 1),
+            ("run_live", "running", 1),
+            ("run_live_queued", "queued", 0)
+        ]
+    );
+    assert!(rows[0].3 > later, "b renewed its lease: {rows:?}");
+}
+
+fn now_plus(ms: i64) -> i64 {
+    hyyve_server::ids::now_ms() + ms
+}
+
 #[tokio::test]
 async fn a_restart_resumes_or_fails_every_open_run() {
     let api = Api::new(Db::Sqlite).await;

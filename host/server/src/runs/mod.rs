@@ -32,7 +32,7 @@ use crate::workflows::Workflows;
 use events::Events;
 use queue::{FairQueue, Ticket};
 use quota::Ledger;
-use writer::{AcceptRow, Bind, Write, Writer};
+use writer::{AcceptRow, Bind, Lease, Write, Writer};
 
 /// How the worker pool runs.
 #[derive(Debug, Clone)]
@@ -46,6 +46,12 @@ pub struct SchedulerConfig {
     /// Pickups after which a run that keeps being interrupted is failed instead of
     /// resumed again.
     pub max_executions: i64,
+    /// This server instance's name, stable across its restarts (the CLI keeps it in
+    /// `<data>/instance`): the runs it held when it stopped are resumed at once when it
+    /// starts again, other instances' only once their lease lapses.
+    pub instance: String,
+    /// How long a run's lease lasts unless its holder renews it (every third of it).
+    pub lease: std::time::Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -55,6 +61,8 @@ impl Default for SchedulerConfig {
             retries: 2,
             retry_backoff: std::time::Duration::from_millis(50),
             max_executions: 3,
+            instance: "local".into(),
+            lease: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -239,7 +247,14 @@ impl Runs {
         );
         let events = Events::default();
         Self {
-            writer: Writer::start(db.clone(), events.clone()),
+            writer: Writer::start(
+                db.clone(),
+                events.clone(),
+                Lease {
+                    owner: config.instance.clone(),
+                    ttl_ms: i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX),
+                },
+            ),
             workflows: Workflows::new(db.clone()),
             db,
             queue: FairQueue::default(),
@@ -256,14 +271,55 @@ impl Runs {
         }
     }
 
-    /// Starts the worker pool after re-queueing every run a previous process left open.
+    /// Starts the worker pool after re-queueing every open run nobody holds: those this
+    /// instance held when it stopped, and those whose holder's lease lapsed. Then keeps
+    /// this instance's leases renewed, and takes over the runs of instances that stop
+    /// renewing theirs.
     pub async fn start(self: &Arc<Self>) -> Result<usize, ApiError> {
-        let recovered = self.recover().await?;
+        // Whatever this instance held was left by its previous process.
+        self.writer
+            .commit(Write::new(
+                "UPDATE runs SET lease_until = 0 WHERE owner = $1 \
+                 AND status IN ('queued', 'running')",
+                vec![Bind::Text(self.config.instance.clone())],
+            ))
+            .await
+            .map_err(ApiError::Internal)?;
+        let recovered = self.recover(false).await?;
         for _ in 0..self.config.workers.max(1) {
             let runs = self.clone();
             tokio::spawn(async move { runs.work().await });
         }
+        let runs = self.clone();
+        tokio::spawn(async move { runs.keep_leases().await });
         Ok(recovered)
+    }
+
+    /// Renews this instance's leases every third of their length, and after each full
+    /// length takes over the open runs whose other holder let its lease lapse.
+    async fn keep_leases(self: Arc<Self>) {
+        let every = self.config.lease / 3;
+        let mut ticks = 0u64;
+        loop {
+            tokio::time::sleep(every).await;
+            let until = now_ms() + i64::try_from(self.config.lease.as_millis()).unwrap_or(0);
+            self.writer.submit(Write::new(
+                "UPDATE runs SET lease_until = $1 WHERE owner = $2 \
+                 AND status IN ('queued', 'running')",
+                vec![Bind::Int(until), Bind::Text(self.config.instance.clone())],
+            ));
+            ticks += 1;
+            if ticks.is_multiple_of(3) {
+                match self.recover(true).await {
+                    Ok(0) => {}
+                    Ok(taken) => tracing::warn!(
+                        taken,
+                        "took over runs whose instance stopped renewing their lease"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "looking for lapsed leases"),
+                }
+            }
+        }
     }
 
     /// The live event fan-out.
@@ -533,14 +589,22 @@ impl Runs {
         self.get(workspace, id).await
     }
 
-    /// Re-queues every run left open by a previous process, oldest first.
-    async fn recover(&self) -> Result<usize, ApiError> {
-        let rows = sqlx::query(
+    /// Queues the open runs nobody holds, oldest first: those whose lease lapsed, and
+    /// at start (`lapsed_only` false) also those from before leases existed. Their claim
+    /// decides, if two instances queue the same run.
+    async fn recover(&self, lapsed_only: bool) -> Result<usize, ApiError> {
+        let unheld = match lapsed_only {
+            true => "r.owner IS NOT NULL AND r.owner <> $2 AND r.lease_until < $1",
+            false => "(r.owner IS NULL OR r.lease_until < $1) AND $2 = $2",
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT r.id, r.workspace_id, r.org_id, r.workflow_id, r.workflow_version, r.input, \
              r.executions, r.created_at, o.plan FROM runs r \
              JOIN tenant_orgs o ON o.id = r.org_id \
-             WHERE r.status IN ('queued', 'running') ORDER BY r.created_at",
-        )
+             WHERE r.status IN ('queued', 'running') AND {unheld} ORDER BY r.created_at"
+        )))
+        .bind(now_ms())
+        .bind(&self.config.instance)
         .fetch_all(&self.db)
         .await?;
         for row in &rows {

@@ -136,6 +136,16 @@ impl Write {
 
 type Reply = oneshot::Sender<Result<u64, String>>;
 
+/// The lease this process takes on the runs it accepts and claims: processes sharing a
+/// database execute a run only while they hold its lease (see `Runs::start`).
+#[derive(Debug, Clone)]
+pub struct Lease {
+    /// This server instance.
+    pub owner: String,
+    /// How long a lease lasts unless renewed, ms.
+    pub ttl_ms: i64,
+}
+
 /// What waits in the writer's queue: a write (none for an event that only waits for
 /// what was queued before it), who waits for its answer, and the event emitted once it
 /// has committed and changed something.
@@ -155,10 +165,11 @@ pub struct Writer {
 const BATCH: usize = 1024;
 
 impl Writer {
-    /// Starts the writer task on `db`; it emits committed writes' events to `events`.
-    pub fn start(db: AnyPool, events: Events) -> Self {
+    /// Starts the writer task on `db`; it emits committed writes' events to `events`,
+    /// and accepts and claims runs under `lease`.
+    pub fn start(db: AnyPool, events: Events, lease: Lease) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(run(db, events, receiver));
+        tokio::spawn(run(db, events, lease, receiver));
         Self { sender }
     }
 
@@ -234,12 +245,17 @@ impl Writer {
 /// the file on the next batch; SQLite's default is 2 MiB.
 const SQLITE_WRITER_CACHE_KIB: i64 = 64 * 1024;
 
-async fn run(db: AnyPool, events: Events, mut receiver: mpsc::UnboundedReceiver<Queued>) {
+async fn run(
+    db: AnyPool,
+    events: Events,
+    lease: Lease,
+    mut receiver: mpsc::UnboundedReceiver<Queued>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut connection = None;
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
         let result = match writer_connection(&db, &mut connection).await {
-            Ok(conn) => commit_batch(conn, &batch).await,
+            Ok(conn) => commit_batch(conn, &batch, &lease).await,
             Err(e) => Err(e),
         };
         match result {
@@ -261,7 +277,7 @@ async fn run(db: AnyPool, events: Events, mut receiver: mpsc::UnboundedReceiver<
                         then: None,
                     }];
                     let result = match writer_connection(&db, &mut connection).await {
-                        Ok(conn) => commit_batch(conn, &alone).await.map(|rows| rows[0]),
+                        Ok(conn) => commit_batch(conn, &alone, &lease).await.map(|rows| rows[0]),
                         Err(e) => Err(e),
                     }
                     .map_err(|e| e.to_string());
@@ -385,19 +401,23 @@ impl<'a> Grouped<'a> {
 /// nodes; the transaction makes the order invisible outside it. A cancel of a queued run
 /// committed in the same batch as its claim comes after the claim and finds it running:
 /// the worker is then told to stop, as for any running run.
-async fn commit_batch(db: &mut AnyConnection, batch: &[Queued]) -> Result<Vec<u64>, sqlx::Error> {
+async fn commit_batch(
+    db: &mut AnyConnection,
+    batch: &[Queued],
+    lease: &Lease,
+) -> Result<Vec<u64>, sqlx::Error> {
     let grouped = Grouped::of(batch);
     let mut affected = vec![0; batch.len()];
     let mut tx = sqlx::Connection::begin(db).await?;
-    insert_accepts(&mut tx, &grouped.accepts, &mut affected).await?;
-    claim_runs(&mut tx, &grouped.claims, &mut affected).await?;
+    insert_accepts(&mut tx, &grouped.accepts, lease, &mut affected).await?;
+    claim_runs(&mut tx, &grouped.claims, lease, &mut affected).await?;
     insert_metering(&mut tx, &grouped.metering).await?;
     upsert_reports(&mut tx, &grouped.reports).await?;
     for index in &grouped.report_writes {
         affected[*index] = 1;
     }
     for ((status, error), runs) in &grouped.finishes {
-        finish_runs(&mut tx, status, *error, runs, &mut affected).await?;
+        finish_runs(&mut tx, status, *error, runs, lease, &mut affected).await?;
     }
     for (index, sql, binds) in &grouped.statements {
         let mut query = sqlx::query(*sql);
@@ -417,13 +437,14 @@ async fn commit_batch(db: &mut AnyConnection, batch: &[Queued]) -> Result<Vec<u6
 async fn insert_accepts(
     db: &mut AnyConnection,
     accepts: &[(usize, &AcceptRow)],
+    lease: &Lease,
     affected: &mut [u64],
 ) -> Result<(), sqlx::Error> {
     for chunk in accepts.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO runs (id, workspace_id, org_id, workflow_id, workflow_version, input, \
-             created_by, created_at, status, executions) VALUES {}",
-            placeholders(chunk.len(), 8, "'queued', 0")
+             created_by, created_at, owner, lease_until, status, executions) VALUES {}",
+            placeholders(chunk.len(), 10, "'queued', 0")
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (_, row) in chunk {
@@ -435,7 +456,9 @@ async fn insert_accepts(
                 .bind(row.workflow_version)
                 .bind(row.input.as_str())
                 .bind(row.created_by.as_str())
-                .bind(row.created_at);
+                .bind(row.created_at)
+                .bind(lease.owner.as_str())
+                .bind(row.created_at + lease.ttl_ms);
         }
         query.execute(&mut *db).await?;
         for (index, _) in chunk {
@@ -445,20 +468,30 @@ async fn insert_accepts(
     Ok(())
 }
 
+/// Claims the runs nobody else holds: queued ones not leased to another live instance,
+/// running ones whose holder's lease lapsed (or that predate leases).
 async fn claim_runs(
     db: &mut AnyConnection,
     claims: &[RunWrite<'_>],
+    lease: &Lease,
     affected: &mut [u64],
 ) -> Result<(), sqlx::Error> {
     for chunk in claims.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "UPDATE runs SET status = 'running', executions = executions + 1, \
-             started_at = COALESCE(started_at, $1) \
-             WHERE status IN ('queued', 'running') AND id IN ({}) RETURNING id",
-            numbered(2, chunk.len())
+             started_at = COALESCE(started_at, $1), owner = $2, lease_until = $3 \
+             WHERE id IN ({}) AND ( \
+               (status = 'queued' AND (owner IS NULL OR owner = $2 OR lease_until < $1)) \
+               OR (status = 'running' AND (owner IS NULL OR lease_until < $1))) \
+             RETURNING id",
+            numbered(4, chunk.len())
         );
         let earliest = chunk.iter().map(|(_, _, at)| *at).min().unwrap_or_default();
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(earliest);
+        let latest = chunk.iter().map(|(_, _, at)| *at).max().unwrap_or_default();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(earliest)
+            .bind(lease.owner.as_str())
+            .bind(latest + lease.ttl_ms);
         for (_, run_id, _) in chunk {
             query = query.bind(*run_id);
         }
@@ -475,19 +508,23 @@ async fn finish_runs(
     status: &str,
     error: Option<&str>,
     runs: &[RunWrite<'_>],
+    lease: &Lease,
     affected: &mut [u64],
 ) -> Result<(), sqlx::Error> {
     for chunk in runs.chunks(ROWS_PER_STATEMENT) {
+        // Only the holder finishes: a run taken over after this process's lease lapsed
+        // is the other instance's to finish.
         let sql = format!(
             "UPDATE runs SET status = $1, error = $2, finished_at = $3 \
-             WHERE status = 'running' AND id IN ({}) RETURNING id",
-            numbered(4, chunk.len())
+             WHERE status = 'running' AND owner = $4 AND id IN ({}) RETURNING id",
+            numbered(5, chunk.len())
         );
         let latest = chunk.iter().map(|(_, _, at)| *at).max().unwrap_or_default();
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(status)
             .bind(error)
-            .bind(latest);
+            .bind(latest)
+            .bind(lease.owner.as_str());
         for (_, run_id, _) in chunk {
             query = query.bind(*run_id);
         }
@@ -611,8 +648,15 @@ fn numbered(first: usize, count: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::{
-        AcceptRow, Bind, Events, MeteringRow, Pending, Write, Writer, numbered, placeholders,
+        AcceptRow, Bind, Events, Lease, MeteringRow, Pending, Write, Writer, numbered, placeholders,
     };
+
+    fn lease(owner: &str) -> Lease {
+        Lease {
+            owner: owner.into(),
+            ttl_ms: 30_000,
+        }
+    }
     use sqlx::AnyPool;
 
     #[test]
@@ -645,9 +689,13 @@ mod tests {
     }
 
     fn claim(id: &str) -> Write {
+        claim_at(id, 2)
+    }
+
+    fn claim_at(id: &str, at: i64) -> Write {
         Write::Claim {
             run_id: id.into(),
-            at: 2,
+            at,
         }
     }
 
@@ -709,7 +757,7 @@ mod tests {
     async fn a_batch_accepts_claims_meters_and_finishes_runs_once() {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = database(&dir).await;
-        let writer = Writer::start(db.clone(), Events::default());
+        let writer = Writer::start(db.clone(), Events::default(), lease("test"));
         let pending: Vec<_> = [
             accept("run_a"),
             accept("run_b"),
@@ -748,7 +796,7 @@ mod tests {
     async fn a_cancel_committed_first_makes_the_claim_affect_nothing() {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = database(&dir).await;
-        let writer = Writer::start(db.clone(), Events::default());
+        let writer = Writer::start(db.clone(), Events::default(), lease("test"));
         assert_eq!(writer.commit(accept("run_c")).await, Ok(1));
         let cancel = Write::new(
             "UPDATE runs SET status = 'cancelled' WHERE id = $1 AND status = 'queued'",
@@ -765,7 +813,7 @@ mod tests {
     async fn a_failing_write_fails_alone() {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = database(&dir).await;
-        let writer = Writer::start(db.clone(), Events::default());
+        let writer = Writer::start(db.clone(), Events::default(), lease("test"));
         let good = writer.enqueue(accept("run_d"));
         let bad = writer.enqueue(Write::new("UPDATE no_such_table SET x = 1", vec![]));
         let after = writer.enqueue(accept("run_e"));
@@ -784,7 +832,7 @@ mod tests {
         let db = database(&dir).await;
         let events = Events::default();
         let mut received = events.subscribe();
-        let writer = Writer::start(db.clone(), events);
+        let writer = Writer::start(db.clone(), events, lease("test"));
         let event = |name, run: &str| Pending::new(name, run, || serde_json::json!({}));
         writer.submit_announcing(accept("run_f"), event("accepted", "run_f"));
         writer.announce(event("after", "run_f"));
@@ -802,5 +850,30 @@ mod tests {
             received.try_recv().is_err(),
             "a claim of no run announced nothing"
         );
+    }
+
+    /// Two instances on one database: a run queued or running under the other's live
+    /// lease is not claimed, a lapsed lease is taken over, and only the holder finishes.
+    #[tokio::test]
+    async fn leases_decide_which_instance_claims_and_finishes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = database(&dir).await;
+        let a = Writer::start(db.clone(), Events::default(), lease("a"));
+        let b = Writer::start(db.clone(), Events::default(), lease("b"));
+        // Accepted by `a` at 1: leased to it until 30,001.
+        assert_eq!(a.commit(accept("run_l")).await, Ok(1));
+        assert_eq!(b.commit(claim_at("run_l", 2)).await, Ok(0), "a's queue");
+        assert_eq!(a.commit(claim_at("run_l", 2)).await, Ok(1));
+        assert_eq!(b.commit(claim_at("run_l", 3)).await, Ok(0), "a executes it");
+        assert_eq!(b.commit(finish("run_l")).await, Ok(0), "b does not hold it");
+        // `a` stopped renewing: at 40,000 its lease (until 30,002) has lapsed.
+        assert_eq!(b.commit(claim_at("run_l", 40_000)).await, Ok(1));
+        assert_eq!(
+            a.commit(finish("run_l")).await,
+            Ok(0),
+            "a no longer holds it"
+        );
+        assert_eq!(b.commit(finish("run_l")).await, Ok(1));
+        assert_eq!(status(&db, "run_l").await, "succeeded");
     }
 }

@@ -887,8 +887,17 @@ async fn metering_record(
 /// resumes at once what it held, nobody touches what a live instance holds (it renews
 /// its leases), and a lease that lapses is taken over by another instance.
 #[tokio::test]
-async fn instances_share_runs_through_leases() {
-    let api = Api::new(Db::Sqlite).await;
+async fn instances_share_runs_through_leases_on_sqlite() {
+    instances_share_runs(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn instances_share_runs_through_leases_on_postgres() {
+    instances_share_runs(Db::Postgres).await;
+}
+
+async fn instances_share_runs(db: Db) {
+    let api = Api::new(db).await;
     api.install("acme:json").await;
     let id = api.workflow(chain()).await;
     let pool = api.tenancy.pool().clone();

@@ -123,7 +123,7 @@ impl Action {
             Action::ManagePolicy => "change the organization's policy",
             Action::Vet => "review the organization's vetting queue: approve / reject",
             Action::WriteProjects => "create, rename, delete projects",
-            Action::Publish => "publish signed packages",
+            Action::Publish => "publish signed packages, yank versions (publisher-signed)",
             Action::ListKeys => "list API keys (secrets are never shown again)",
             Action::ManageKeys => "create / revoke API keys up to own role",
             Action::ManageMembers => "add / change / remove members up to own role",

@@ -298,7 +298,8 @@ impl Runs {
     /// Renews this instance's leases every third of their length, and after each full
     /// length takes over the open runs whose other holder let its lease lapse.
     async fn keep_leases(self: Arc<Self>) {
-        let every = self.config.lease / 3;
+        // A zero lease would spin: renew at most ten times a second.
+        let every = (self.config.lease / 3).max(std::time::Duration::from_millis(100));
         let mut ticks = 0u64;
         loop {
             tokio::time::sleep(every).await;

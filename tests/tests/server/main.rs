@@ -84,6 +84,9 @@ fn test_config() -> ServerConfig {
             retry_backoff: std::time::Duration::from_millis(5),
             instance: "test".into(),
             lease: LEASE,
+            // Usage read from the records at every reservation: what "another process"
+            // (a test writing records) spent counts at once.
+            usage_refresh: std::time::Duration::ZERO,
             ..SchedulerConfig::default()
         },
     }

@@ -729,7 +729,6 @@ async fn refusals_invalid_workflow_input_yanked_unvetted_quota() {
     );
 }
 
-/// Writes `n` metering records for `workspace` dated today.
 /// Yanking over HTTP takes a publishing role and the publisher's signature over exactly
 /// this version and reason; `acme:json@1.0.0` ends yanked.
 async fn yank_by_its_publisher_only(api: &Api) {
@@ -838,6 +837,7 @@ async fn yank_by_its_publisher_only(api: &Api) {
     assert!(actions.contains(&"package.yank"), "{actions:?}");
 }
 
+/// Writes `n` metering records for `workspace` dated today.
 async fn spend_invocations(api: &Api, workspace: &str, n: usize) {
     let org: String = sqlx::query_scalar("SELECT org_id FROM workspaces WHERE id = $1")
         .bind(workspace)
@@ -856,6 +856,41 @@ async fn spend_invocations(api: &Api, workspace: &str, n: usize) {
         )
         .await;
     }
+}
+
+/// Metering written by another process sharing the database counts against the quota
+/// once this one reads usage again (at every reservation under the tests' config).
+#[tokio::test]
+async fn usage_written_by_another_process_counts_against_the_quota() {
+    let api = Api::new(Db::Sqlite).await;
+    api.install("acme:json").await;
+    let id = api.workflow(chain()).await;
+    let input = json!({ "data": { "items": [] } });
+    let first = api.start(&id, input.clone()).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+
+    // Another process spends the team plan's monthly fuel (10^13) in one record.
+    let pool = api.tenancy.pool();
+    let org: String = sqlx::query_scalar("SELECT org_id FROM workspaces WHERE id = $1")
+        .bind(&api.alpha.id)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let day = hyyve_registry::marketplace::today();
+    metering_record(pool, "run_elsewhere", "a", &api.alpha.id, &org, &day).await;
+    sqlx::query("UPDATE metering_records SET fuel = 10000000000000 WHERE run_id = 'run_elsewhere'")
+        .execute(pool)
+        .await
+        .unwrap();
+
+    let refused = api.start(&id, input).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.body["error"]["details"]["quota"], "fuel");
 }
 
 /// Inserts one successful attempt-1 record of `acme:flaky` (fuel 7) as a worker would.

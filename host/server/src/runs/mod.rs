@@ -52,6 +52,9 @@ pub struct SchedulerConfig {
     pub instance: String,
     /// How long a run's lease lasts unless its holder renews it (every third of it).
     pub lease: std::time::Duration,
+    /// How often an organization's monthly usage is read again from the metering
+    /// records, so that the runs of other processes sharing the database count.
+    pub usage_refresh: std::time::Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -63,6 +66,7 @@ impl Default for SchedulerConfig {
             max_executions: 3,
             instance: "local".into(),
             lease: std::time::Duration::from_secs(30),
+            usage_refresh: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -258,7 +262,7 @@ impl Runs {
             workflows: Workflows::new(db.clone()),
             db,
             queue: FairQueue::default(),
-            ledger: Arc::default(),
+            ledger: Arc::new(Ledger::new(config.usage_refresh)),
             events,
             installs,
             metrics,

@@ -1,11 +1,13 @@
 //! Plan quotas: monthly invocations and fuel per organization, and how many runs of one
-//! workspace execute at once. Usage is counted from the metering records (loaded once per
-//! organization and month, then kept up to date in memory as records are written), plus
-//! the invocations of runs accepted but not yet executed, so a burst of submissions
-//! cannot overshoot the quota.
+//! workspace execute at once. Usage is counted from the metering records (read per
+//! organization and month, kept up to date in memory as this process writes records, and
+//! read again after a refresh interval, so the records of other processes sharing the
+//! database count within it), plus the invocations of runs this process accepted but
+//! has not executed yet, so a burst of submissions cannot overshoot the quota.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sqlx::AnyPool;
@@ -52,17 +54,30 @@ pub fn limits(plan: Plan) -> PlanLimits {
     }
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 struct Usage {
     invocations: i64,
     fuel: i64,
     reserved: i64,
+    /// When `invocations` and `fuel` were read from the records.
+    read_at: Instant,
 }
 
 /// Per-organization usage of the current month.
-#[derive(Default)]
 pub struct Ledger {
     months: Mutex<HashMap<(String, String), Usage>>,
+    /// How long usage read from the records is trusted before it is read again.
+    refresh: Duration,
+}
+
+impl Ledger {
+    /// Usage read again from the records every `refresh`.
+    pub fn new(refresh: Duration) -> Self {
+        Self {
+            months: Mutex::default(),
+            refresh,
+        }
+    }
 }
 
 /// `YYYY-MM` of a `YYYY-MM-DD` day.
@@ -73,7 +88,9 @@ fn month_of(day: &str) -> &str {
 impl Ledger {
     async fn ensure_loaded(&self, db: &AnyPool, org: &str, month: &str) -> Result<(), ApiError> {
         let key = (org.to_owned(), month.to_owned());
-        if self.months.lock().expect("not poisoned").contains_key(&key) {
+        if let Some(usage) = self.months.lock().expect("not poisoned").get(&key)
+            && usage.read_at.elapsed() < self.refresh
+        {
             return Ok(());
         }
         let (invocations, fuel): (i64, i64) = sqlx::query_as(
@@ -85,15 +102,17 @@ impl Ledger {
         .bind(format!("{month}-99"))
         .fetch_one(db)
         .await?;
-        self.months
-            .lock()
-            .expect("not poisoned")
-            .entry(key)
-            .or_insert(Usage {
-                invocations,
-                fuel,
-                reserved: 0,
-            });
+        let mut months = self.months.lock().expect("not poisoned");
+        let usage = months.entry(key).or_insert(Usage {
+            invocations: 0,
+            fuel: 0,
+            reserved: 0,
+            read_at: Instant::now(),
+        });
+        // The records are the truth: what this process counted since is among them.
+        usage.invocations = invocations;
+        usage.fuel = fuel;
+        usage.read_at = Instant::now();
         Ok(())
     }
 

@@ -837,13 +837,18 @@ async fn yank_by_its_publisher_only(api: &Api) {
     assert!(actions.contains(&"package.yank"), "{actions:?}");
 }
 
-/// Writes `n` metering records for `workspace` dated today.
-async fn spend_invocations(api: &Api, workspace: &str, n: usize) {
-    let org: String = sqlx::query_scalar("SELECT org_id FROM workspaces WHERE id = $1")
+/// The organization of `workspace`.
+async fn org_of(api: &Api, workspace: &str) -> String {
+    sqlx::query_scalar("SELECT org_id FROM workspaces WHERE id = $1")
         .bind(workspace)
         .fetch_one(api.tenancy.pool())
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Writes `n` metering records for `workspace` dated today.
+async fn spend_invocations(api: &Api, workspace: &str, n: usize) {
+    let org = org_of(api, workspace).await;
     let day = hyyve_registry::marketplace::today();
     for i in 0..n {
         metering_record(
@@ -871,11 +876,7 @@ async fn usage_written_by_another_process_counts_against_the_quota() {
 
     // Another process spends the team plan's monthly fuel (10^13) in one record.
     let pool = api.tenancy.pool();
-    let org: String = sqlx::query_scalar("SELECT org_id FROM workspaces WHERE id = $1")
-        .bind(&api.alpha.id)
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let org = org_of(&api, &api.alpha.id).await;
     let day = hyyve_registry::marketplace::today();
     metering_record(pool, "run_elsewhere", "a", &api.alpha.id, &org, &day).await;
     sqlx::query("UPDATE metering_records SET fuel = 10000000000000 WHERE run_id = 'run_elsewhere'")
@@ -936,11 +937,7 @@ async fn instances_share_runs(db: Db) {
     api.install("acme:json").await;
     let id = api.workflow(chain()).await;
     let pool = api.tenancy.pool().clone();
-    let org: String = sqlx::query_scalar("SELECT org_id FROM workspaces WHERE id = $1")
-        .bind(&api.alpha.id)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let org = org_of(&api, &api.alpha.id).await;
     let now = hyyve_server::ids::now_ms();
     let workspace = api.alpha.id.clone();
     let insert = |run: &'static str, status: &'static str, owner: &'static str, lease: i64| {
@@ -1031,11 +1028,7 @@ async fn a_restart_resumes_or_fails_every_open_run() {
     // What a process killed with SIGKILL leaves: a run executing (node `a` finished and
     // metered), a run accepted but never picked up, and a run that kept crashing.
     let pool = api.tenancy.pool();
-    let org: String = sqlx::query_scalar("SELECT org_id FROM workspaces WHERE id = $1")
-        .bind(&api.alpha.id)
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let org = org_of(&api, &api.alpha.id).await;
     for (run, status, executions) in [
         ("run_crashed", "running", 1),
         ("run_waiting", "queued", 0),

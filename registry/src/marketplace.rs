@@ -12,8 +12,10 @@ use crate::storage::now_ms;
 /// Largest page a search returns.
 pub const MAX_PAGE_SIZE: u32 = 100;
 
-/// A marketplace listing: one plugin across its versions.
+/// A marketplace listing: one plugin across its versions (camelCase in JSON, as the HTTP
+/// API shows it; `pricing` keeps the manifest's spelling).
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Listing {
     /// `namespace:name`.
     pub id: String,

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use hyyve_policy::{PluginKind, Pricing};
+use hyyve_policy::PluginKind;
 use hyyve_registry::VersionRecord;
 use hyyve_registry::marketplace::{Listing, ListingDetail, SearchQuery};
 use serde::{Deserialize, Serialize};
@@ -40,47 +40,14 @@ pub struct SearchParams {
     pub page_size: u32,
 }
 
-/// A marketplace listing as the API shows it.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ListingView {
-    /// `namespace:name`.
-    pub id: String,
-    /// Display title.
-    pub title: String,
-    /// One paragraph.
-    pub description: String,
-    /// `node`, `provider` or `channel`.
-    pub kind: String,
-    /// The creator account.
-    pub publisher: String,
-    /// Categories.
-    pub categories: Vec<String>,
-    /// What installing workspaces pay.
-    pub pricing: PricingView,
-    /// Greatest published version.
-    pub latest_version: String,
-    /// Digest of the icon blob, if any.
-    pub icon_digest: Option<String>,
-}
-
-/// A pricing model; prices in USD micro-dollars.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PricingView {
-    /// `free`, `per-invocation` or `subscription`.
-    pub model: &'static str,
-    /// Price of one invocation or one workspace-month; absent when free.
-    pub price_micros: Option<u64>,
-}
-
 /// A listing with its readme and every version, oldest first.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ListingDetailView {
     /// The listing.
     #[serde(flatten)]
-    pub listing: ListingView,
+    #[schema(value_type = Object)]
+    pub listing: Listing,
     /// Markdown readme.
     pub readme: Option<String>,
     /// Every version, oldest first (yanked ones marked).
@@ -109,30 +76,6 @@ pub struct VersionView {
     pub yank_reason: Option<String>,
 }
 
-impl From<Listing> for ListingView {
-    fn from(l: Listing) -> Self {
-        let (model, price_micros) = match l.pricing {
-            Pricing::Free => ("free", None),
-            Pricing::PerInvocation { price_micros } => ("per-invocation", Some(price_micros)),
-            Pricing::Subscription { price_micros } => ("subscription", Some(price_micros)),
-        };
-        ListingView {
-            id: l.id,
-            title: l.title,
-            description: l.description,
-            kind: l.kind,
-            publisher: l.publisher,
-            categories: l.categories,
-            pricing: PricingView {
-                model,
-                price_micros,
-            },
-            latest_version: l.latest_version,
-            icon_digest: l.icon_digest,
-        }
-    }
-}
-
 impl From<VersionRecord> for VersionView {
     fn from(v: VersionRecord) -> Self {
         VersionView {
@@ -151,7 +94,7 @@ impl From<VersionRecord> for VersionView {
 impl From<ListingDetail> for ListingDetailView {
     fn from(d: ListingDetail) -> Self {
         ListingDetailView {
-            listing: d.listing.into(),
+            listing: d.listing,
             readme: d.readme,
             versions: d.versions.into_iter().map(VersionView::from).collect(),
         }
@@ -160,14 +103,14 @@ impl From<ListingDetail> for ListingDetailView {
 
 /// Searches marketplace listings.
 #[utoipa::path(get, path = "/v1/registry/listings", tag = "registry", params(SearchParams),
-    responses((status = 200, description = "`{data: [ListingView], meta}`", body = Object),
+    responses((status = 200, description = "`{data: [listing], meta}`", body = Object),
         (status = 400, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn search(
     State(state): State<AppState>,
     principal: Principal,
     QueryParams(params): QueryParams<SearchParams>,
-) -> Result<Json<ListPage<ListingView>>, ApiError> {
+) -> Result<Json<ListPage<Listing>>, ApiError> {
     principal.require(Action::Read)?;
     let found = state
         .registry
@@ -182,7 +125,7 @@ pub async fn search(
         .await?;
     let shown = (found.page as i64 - 1) * found.per_page as i64 + found.listings.len() as i64;
     Ok(Json(ListPage {
-        data: found.listings.into_iter().map(ListingView::from).collect(),
+        data: found.listings,
         meta: PageMeta {
             total: found.total,
             page: found.page,

@@ -16,6 +16,6 @@ pub mod vetting;
 pub use error::RegistryError;
 pub use registry::{
     DEFAULT_MAX_PACKAGE_BYTES, KeyAuthorization, OwnerKind, RegisteredKey, Registry,
-    RegistryConfig, VersionRecord,
+    RegistryConfig, VersionRecord, YANK_EFFECT,
 };
 pub use validate::check_component;

@@ -673,7 +673,7 @@ impl Registry {
     }
 
     /// Marks a version yanked: no new installs resolve to it; installs pinned to its
-    /// digest keep working.
+    /// digest keep working ([`YANK_EFFECT`], in both local and server mode).
     pub async fn yank(
         &self,
         id: &str,
@@ -696,6 +696,9 @@ impl Registry {
         Ok(())
     }
 }
+
+/// What a yank does, as the audit log records it: the one meaning of "yanked".
+pub const YANK_EFFECT: &str = "new installs refused; pinned installs keep running";
 
 async fn insert_key(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,

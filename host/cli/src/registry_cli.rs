@@ -487,9 +487,9 @@ pub async fn registry_command(
                 actor,
                 "registry.yank",
                 format!("plugin/{id}@{version}"),
-                serde_json::json!({ "reason": reason }),
+                serde_json::json!({ "reason": reason, "effect": hyyve_registry::YANK_EFFECT }),
             )?;
-            println!("yanked {id}@{version}");
+            println!("yanked {id}@{version}: {}", hyyve_registry::YANK_EFFECT);
         }
         RegistryCommand::AddPublisher { key } => {
             let key = PublicKeyFile::load(&key)?;

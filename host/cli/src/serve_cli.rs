@@ -129,10 +129,14 @@ pub async fn serve(
         print_key(&made.bootstrap);
         println!("installed: {}", made.installed.join(", "));
         println!("example workflow: {}", made.workflow_id);
+        // An absolute path: the curl works from whatever directory it is pasted into.
+        let input = repo.join("examples").join("tickets-input.json");
         println!(
             "run it: curl -s -X POST {url}/v1/workflows/{}/runs -H 'authorization: Bearer {}' \\\n  \
-             -H 'content-type: application/json' -d \"{{\\\"input\\\": $(cat examples/tickets-input.json)}}\"",
-            made.workflow_id, made.bootstrap.key.secret
+             -H 'content-type: application/json' -d \"{{\\\"input\\\": $(cat '{}')}}\"",
+            made.workflow_id,
+            made.bootstrap.key.secret,
+            input.display()
         );
     }
     println!("hyyve API on {url} (OpenAPI at {url}/openapi.json)");

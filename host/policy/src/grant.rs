@@ -23,6 +23,10 @@ pub struct Grant {
     pub secrets: BTreeSet<String>,
     /// Scratch directory bytes; 0: no scratch directory.
     pub scratch_bytes: u64,
+    /// Files and directories the scratch directory may hold (grants stored before this
+    /// field existed get the platform default).
+    #[serde(default = "default_scratch_entries")]
+    pub scratch_entries: u64,
     /// Whether the plugin may start workflows.
     pub workflow_invoke: bool,
     /// Resource limits per invocation.
@@ -55,6 +59,32 @@ pub struct GrantedLimits {
     pub fuel: u64,
     /// Wall-clock deadline, milliseconds.
     pub timeout_ms: u64,
+    /// Host-side resources held at once (grants stored before these fields existed get
+    /// the platform defaults).
+    #[serde(default = "default_host_resources")]
+    pub host_resources: u64,
+    /// Log lines per invocation.
+    #[serde(default = "default_log_lines")]
+    pub log_lines: u64,
+    /// Log message bytes per invocation.
+    #[serde(default = "default_log_bytes")]
+    pub log_bytes: u64,
+}
+
+fn default_scratch_entries() -> u64 {
+    crate::layers::PlatformDefaults::default().scratch_entries
+}
+
+fn default_host_resources() -> u64 {
+    crate::layers::PlatformDefaults::default().host_resources
+}
+
+fn default_log_lines() -> u64 {
+    crate::layers::PlatformCaps::default().log_lines
+}
+
+fn default_log_bytes() -> u64 {
+    crate::layers::PlatformCaps::default().log_bytes
 }
 
 impl Grant {
@@ -73,11 +103,16 @@ impl Grant {
             kv_bytes: 0,
             secrets: BTreeSet::new(),
             scratch_bytes: 0,
+            // Meaningful only with scratch bytes; the default, under the platform cap.
+            scratch_entries: d.scratch_entries.min(platform.caps.scratch_entries),
             workflow_invoke: false,
             limits: GrantedLimits {
                 memory_bytes: d.memory_bytes,
                 fuel: d.fuel,
                 timeout_ms: d.timeout_ms,
+                host_resources: d.host_resources.min(platform.caps.host_resources),
+                log_lines: platform.caps.log_lines,
+                log_bytes: platform.caps.log_bytes,
             },
         }
     }
@@ -408,6 +443,19 @@ pub fn effective_grant(
             ));
             0
         };
+        if grant.scratch_bytes > 0 {
+            grant.scratch_entries = numeric(
+                &mut items,
+                "scratch entries",
+                None,
+                defaults.scratch_entries,
+                [
+                    Some(caps.scratch_entries),
+                    org.caps.scratch_entries,
+                    workspace.caps.scratch_entries,
+                ],
+            );
+        }
     }
     if req.workflow_invoke {
         let mut cuts = Vec::new();
@@ -455,6 +503,20 @@ pub fn effective_grant(
             workspace.caps.timeout_ms,
         ],
     );
+    grant.limits.host_resources = numeric(
+        &mut items,
+        "limit host resources",
+        limits.host_resources,
+        defaults.host_resources,
+        [
+            Some(caps.host_resources),
+            org.caps.host_resources,
+            workspace.caps.host_resources,
+        ],
+    );
+    // Log budgets are the operator's: no layer below the platform changes them.
+    grant.limits.log_lines = caps.log_lines;
+    grant.limits.log_bytes = caps.log_bytes;
 
     Explanation {
         plugin,

@@ -32,6 +32,10 @@ pub struct Caps {
     pub http_request_bytes: Option<u64>,
     /// Response body bytes per invocation.
     pub http_response_bytes: Option<u64>,
+    /// Host-side resources (handles) one invocation may hold at once.
+    pub host_resources: Option<u64>,
+    /// Files and directories in an install's scratch directory.
+    pub scratch_entries: Option<u64>,
 }
 
 /// Operator configuration: the hard ceilings and the defaults for what a manifest leaves
@@ -58,6 +62,16 @@ pub struct PlatformCaps {
     pub http_requests: u64,
     pub http_request_bytes: u64,
     pub http_response_bytes: u64,
+    /// Host-side resources one invocation may hold at once (resource-table entries:
+    /// header maps, requests, bodies, streams, pollables, descriptors). Each is bounded
+    /// in bytes by the runtime, so this also bounds the host memory it can cause.
+    pub host_resources: u64,
+    /// Files and directories in one install's scratch directory.
+    pub scratch_entries: u64,
+    /// Log lines one invocation may write; more are dropped and counted.
+    pub log_lines: u64,
+    /// Log bytes (messages) one invocation may write; more are dropped and counted.
+    pub log_bytes: u64,
 }
 
 impl Default for PlatformCaps {
@@ -71,6 +85,10 @@ impl Default for PlatformCaps {
             http_requests: 100,
             http_request_bytes: 8 << 20,
             http_response_bytes: 32 << 20,
+            host_resources: 10_000,
+            scratch_entries: 100_000,
+            log_lines: 1_000,
+            log_bytes: 256 << 10,
         }
     }
 }
@@ -86,6 +104,8 @@ pub struct PlatformDefaults {
     pub http_requests: u64,
     pub http_request_bytes: u64,
     pub http_response_bytes: u64,
+    pub host_resources: u64,
+    pub scratch_entries: u64,
 }
 
 impl Default for PlatformDefaults {
@@ -97,6 +117,8 @@ impl Default for PlatformDefaults {
             http_requests: 16,
             http_request_bytes: 1 << 20,
             http_response_bytes: 4 << 20,
+            host_resources: 1_000,
+            scratch_entries: 10_000,
         }
     }
 }

@@ -236,6 +236,9 @@ pub struct RequestedLimits {
     pub fuel: Option<u64>,
     /// Wall-clock deadline per invocation, milliseconds.
     pub timeout_ms: Option<u64>,
+    /// Host-side resources (header maps, requests, bodies, streams, pollables, file
+    /// descriptors) held at once.
+    pub host_resources: Option<u64>,
 }
 
 impl Manifest {
@@ -294,6 +297,7 @@ impl Manifest {
             ("limits.memory_bytes", self.limits.memory_bytes),
             ("limits.fuel", self.limits.fuel),
             ("limits.timeout_ms", self.limits.timeout_ms),
+            ("limits.host_resources", self.limits.host_resources),
         ] {
             if value == Some(0) {
                 return Err(invalid(key, "must be greater than 0".into()));

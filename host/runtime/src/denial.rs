@@ -30,6 +30,16 @@ pub enum DenialKind {
     ScratchEscape,
     /// The install's scratch byte quota.
     ScratchQuota,
+    /// The install's scratch entry quota (files + directories + links).
+    ScratchEntries,
+    /// A usage unit name that does not match the documented pattern.
+    UsageUnitInvalid,
+    /// A usage unit the host meters itself (`fuel`, `http_requests`, ...).
+    UsageUnitReserved,
+    /// More distinct usage units than one invocation may report.
+    UsageUnitsExceeded,
+    /// A usage quantity past the per-report cap, or a sum that would overflow.
+    UsageQuantityExceeded,
 }
 
 impl DenialKind {
@@ -46,6 +56,11 @@ impl DenialKind {
             Self::KvQuota => "kv_quota_exceeded",
             Self::ScratchEscape => "scratch_escape_denied",
             Self::ScratchQuota => "scratch_quota_exceeded",
+            Self::ScratchEntries => "scratch_entries_exceeded",
+            Self::UsageUnitInvalid => "usage_unit_invalid",
+            Self::UsageUnitReserved => "usage_unit_reserved",
+            Self::UsageUnitsExceeded => "usage_units_exceeded",
+            Self::UsageQuantityExceeded => "usage_quantity_exceeded",
         }
     }
 
@@ -60,6 +75,11 @@ impl DenialKind {
             Self::SecretDenied => "secrets",
             Self::KvDenied | Self::KvQuota => "kv_bytes",
             Self::ScratchEscape | Self::ScratchQuota => "scratch_bytes",
+            Self::ScratchEntries => "scratch_entries",
+            Self::UsageUnitInvalid
+            | Self::UsageUnitReserved
+            | Self::UsageUnitsExceeded
+            | Self::UsageQuantityExceeded => "usage",
         }
     }
 }
@@ -90,18 +110,20 @@ impl fmt::Display for Denial {
 #[derive(Clone, Default)]
 pub(crate) struct DenialLog(Arc<Mutex<Vec<Denial>>>);
 
-/// More than this many denials in one invocation are counted but not kept.
+/// More than this many denials in one invocation are neither kept nor logged.
 const MAX_KEPT: usize = 64;
 
 impl DenialLog {
     pub(crate) fn record(&self, kind: DenialKind, detail: String) {
-        tracing::warn!(
-            kind = kind.as_str(),
-            detail = detail.as_str(),
-            "capability denied"
-        );
         let mut denials = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Past the kept ones, nothing is logged either: a plugin that provokes denials
+        // in a loop must not flood the host's logs.
         if denials.len() < MAX_KEPT {
+            tracing::warn!(
+                kind = kind.as_str(),
+                detail = detail.as_str(),
+                "capability denied"
+            );
             denials.push(Denial { kind, detail });
         }
     }

@@ -14,6 +14,7 @@ use crate::cache::ComponentCache;
 use crate::error::{LoadError, RuntimeError};
 use crate::imports::http::{Resolver, SystemResolver, client_config};
 use crate::imports::kv::{InMemoryKv, KvStore};
+use crate::imports::log::WorkspaceLogRate;
 use crate::imports::scratch::{ScratchFsData, scratch_fs};
 use crate::plugin::Digest;
 use crate::state::HostState;
@@ -86,6 +87,8 @@ pub struct Runtime {
     pub(crate) max_memory_bytes: u64,
     pub(crate) fuel: bool,
     pub(crate) epochs: bool,
+    /// Plugin log lines per workspace across invocations.
+    pub(crate) log_rate: Arc<WorkspaceLogRate>,
     cache: Option<ComponentCache>,
 }
 
@@ -114,6 +117,7 @@ impl Runtime {
             max_memory_bytes: config.max_memory_bytes,
             fuel: config.fuel,
             epochs: config.epochs,
+            log_rate: Arc::default(),
             cache,
         })
     }

@@ -62,6 +62,15 @@ pub enum LoadError {
 
 use crate::denial::Denial;
 
+/// Raised (as a trap) by a host call when the invocation would hold more of a host-side
+/// resource than its budget; classified as [`InvocationError::HostResourcesExceeded`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("more than {limit} {resource}")]
+pub(crate) struct HostResourceExceeded {
+    pub(crate) resource: &'static str,
+    pub(crate) limit: u64,
+}
+
 /// One invocation did not produce outputs. Each exceeded limit is its own kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvocationError {
@@ -107,6 +116,18 @@ pub enum InvocationError {
     /// The guest recursed deeper than the stack allows.
     #[error("stack overflow")]
     StackOverflow,
+    /// The guest made the host hold more of one resource than its budget allows.
+    #[error("host resources exceeded: more than {limit} {resource}")]
+    HostResourcesExceeded {
+        /// What ran out, e.g. `resource table entries`, `open file descriptors`.
+        resource: String,
+        /// The budget.
+        limit: u64,
+    },
+    /// A host call failed in a way the guest cannot handle (a request past a host-side
+    /// bound, a misused handle); the host's reason, without the guest's backtrace.
+    #[error("host call failed: {0}")]
+    HostCallFailed(String),
     /// The guest trapped (panic, unreachable, out-of-bounds access, stack overflow...).
     #[error("plugin trapped: {0}")]
     Trap(String),
@@ -145,6 +166,8 @@ impl InvocationError {
             Self::HostcallPayloadTooLarge { .. } => "hostcall_payload_too_large",
             Self::MalformedOutput(_) => "malformed_output",
             Self::StackOverflow => "stack_overflow",
+            Self::HostResourcesExceeded { .. } => "host_resources_exceeded",
+            Self::HostCallFailed(_) => "host_call_failed",
             Self::Trap(_) => "trap",
             Self::Instantiate(_) => "instantiate_failed",
             Self::InvalidInput(_) => "invalid_input",

@@ -9,20 +9,21 @@ use std::time::{Duration, Instant};
 use hyyve_policy::Grant;
 
 use serde_json::Value;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{ResourceTable, ResourceTableError};
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
-use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime_wasi_http::{FieldMapError, WasiHttpCtx};
 
 use crate::bindings::{NodePluginPre, node_export::PluginError, types as wit};
 use crate::denial::DenialLog;
 use crate::engine::Runtime;
-use crate::error::InvocationError;
+use crate::error::{HostResourceExceeded, InvocationError};
 use crate::imports::http::{HttpPolicy, HttpUsage};
 use crate::imports::kv::KvScope;
+use crate::imports::log::LogBudget;
 use crate::imports::scratch::{SCRATCH_GUEST_PATH, ScratchQuota};
-use crate::limits::{Limits, MemoryLimiter};
+use crate::limits::{FIELD_SIZE_LIMIT, Limits, MemoryLimiter, RANDOM_BYTES_PER_CALL};
 use crate::metering::MeteringRecord;
 use crate::plugin::NodePlugin;
 use crate::state::HostState;
@@ -175,6 +176,7 @@ impl Runtime {
         // preopen: the install's scratch directory.
         let mut wasi = WasiCtxBuilder::new();
         wasi.stderr(stderr.clone())
+            .max_random_size(RANDOM_BYTES_PER_CALL)
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
@@ -186,16 +188,24 @@ impl Runtime {
                 Some(Arc::new(ScratchQuota::measure(
                     &dir,
                     quota,
+                    grant.scratch_entries,
                     denials.clone(),
                 )))
             }
             _ => None,
         };
         let memory_cap = limits.memory_bytes.min(self.max_memory_bytes);
+        // Every resource the guest makes the host create (header maps, requests, bodies,
+        // streams, pollables, descriptors) is a table entry; each is bounded in bytes, so
+        // capping the entries bounds the host memory the invocation holds.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(usize::try_from(limits.host_resources).unwrap_or(usize::MAX));
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(FIELD_SIZE_LIMIT);
         let state = HostState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
+            table,
+            http,
             http_policy: HttpPolicy {
                 grant: grant.clone(),
                 resolver: self.resolver.clone(),
@@ -213,6 +223,8 @@ impl Runtime {
             secrets: self.secrets.clone(),
             scratch,
             stderr,
+            logs: LogBudget::new(limits.log_lines, limits.log_bytes),
+            log_rate: self.log_rate.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -302,6 +314,8 @@ fn finish(store: &mut Store<HostState>, started: Instant, limits: &Limits) -> Me
     record.http_bytes_received = http.bytes_received.load(Ordering::Relaxed);
     record.host_calls += http.attempts.load(Ordering::Relaxed);
     record.scratch_bytes = state.scratch.as_ref().map_or(0, |q| q.used());
+    record.scratch_entries = state.scratch.as_ref().map_or(0, |q| q.entries());
+    record.logs_dropped = state.logs.dropped;
     record.denials = state.denials.take();
     record.fuel = fuel;
     record.peak_memory_bytes = state.limiter.peak_bytes as u64;
@@ -342,8 +356,15 @@ fn classify(failure: Failure, store: &Store<HostState>, limits: &Limits) -> Invo
     if error.downcast_ref::<Trap>() == Some(&Trap::StackOverflow) {
         return InvocationError::StackOverflow;
     }
+    if let Some(exceeded) = host_resource_exceeded(&error, limits) {
+        return exceeded;
+    }
     if instantiating && error.downcast_ref::<Trap>().is_none() {
         return InvocationError::Instantiate(format!("{error:#}"));
+    }
+    if error.downcast_ref::<Trap>().is_none() {
+        // Not a wasm trap: a host call returned an error the guest cannot catch.
+        return InvocationError::HostCallFailed(error.root_cause().to_string());
     }
     let stderr = state.stderr.contents();
     let stderr = String::from_utf8_lossy(&stderr);
@@ -353,6 +374,40 @@ fn classify(failure: Failure, store: &Store<HostState>, limits: &Limits) -> Invo
     } else {
         InvocationError::Trap(format!("{error}; guest stderr: {stderr}"))
     }
+}
+
+/// A host-side budget that a host call refused to exceed: the resource table (every
+/// handle) or one of the host's own counters.
+fn host_resource_exceeded(error: &wasmtime::Error, limits: &Limits) -> Option<InvocationError> {
+    for cause in error.chain() {
+        if let Some(e) = cause.downcast_ref::<HostResourceExceeded>() {
+            return Some(InvocationError::HostResourcesExceeded {
+                resource: e.resource.to_owned(),
+                limit: e.limit,
+            });
+        }
+        let per_map = |resource: &str| {
+            Some(InvocationError::HostResourcesExceeded {
+                resource: resource.to_owned(),
+                limit: FIELD_SIZE_LIMIT as u64,
+            })
+        };
+        match cause.downcast_ref::<FieldMapError>() {
+            Some(FieldMapError::TotalSizeTooBig) => return per_map("header bytes in one map"),
+            Some(FieldMapError::TooManyFields) => return per_map("header fields in one map"),
+            _ => {}
+        }
+        if matches!(
+            cause.downcast_ref::<ResourceTableError>(),
+            Some(ResourceTableError::Full)
+        ) {
+            return Some(InvocationError::HostResourcesExceeded {
+                resource: "host resources (resource table entries)".to_owned(),
+                limit: limits.host_resources,
+            });
+        }
+    }
+    None
 }
 
 /// wasmtime 48 reports host-call payload exhaustion with a private error type; its

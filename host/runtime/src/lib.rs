@@ -26,10 +26,17 @@ pub use engine::{Runtime, RuntimeConfig};
 pub use error::{InvocationError, LoadError, RuntimeError};
 pub use imports::http::{ResolveFuture, Resolver, StaticResolver, SystemResolver};
 pub use imports::kv::{InMemoryKv, KvError, KvScope, KvStore};
-pub use imports::scratch::SCRATCH_GUEST_PATH;
+pub use imports::log::{MAX_MESSAGE_BYTES, WORKSPACE_LOG_BURST, WORKSPACE_LOG_LINES_PER_SECOND};
+pub use imports::scratch::{
+    ENTRY_METADATA_BYTES, MAX_DIRECTORY_STREAMS, MAX_OPEN_DESCRIPTORS, SCRATCH_GUEST_PATH,
+};
+pub use imports::usage::{
+    MAX_QUANTITY_PER_REPORT, MAX_UNIT_NAME, MAX_UNITS, RESERVED_UNITS, UNIT_NAME_PATTERN,
+    reserved_unit, valid_unit_name,
+};
 pub use inspect::{ComponentInfo, PluginWorld};
 pub use invoke::{InvocationIds, InvocationOutcome, InvocationRequest};
-pub use limits::Limits;
+pub use limits::{HOST_ENTRY_MAX_BYTES, Limits};
 pub use metering::MeteringRecord;
 pub use plugin::{Digest, NodePlugin, NodeType, Port};
 pub use schema::{Schema, Violation};

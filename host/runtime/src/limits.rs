@@ -16,7 +16,31 @@ pub struct Limits {
     pub output_bytes: u64,
     /// Cap on what one host call may make the host copy out of the guest, in bytes.
     pub hostcall_bytes: u64,
+    /// Host-side resources (resource-table entries) held at once. Each kind of entry is
+    /// bounded in bytes (see [`HOST_ENTRY_MAX_BYTES`]), so this also bounds the host
+    /// memory the invocation can hold.
+    pub host_resources: u64,
+    /// Log lines the invocation may write; more are dropped and counted.
+    pub log_lines: u64,
+    /// Log message bytes the invocation may write; more are dropped and counted.
+    pub log_bytes: u64,
 }
+
+/// The most host memory one resource-table entry can hold, in bytes: a header map
+/// ([`FIELD_SIZE_LIMIT`]) or an unsent outgoing body (two chunks of
+/// [`OUTGOING_BODY_CHUNK_BYTES`]) or a file read buffer (64 KiB in wasmtime-wasi), each
+/// with its bookkeeping. A per-invocation host budget is `host_resources` times this.
+pub const HOST_ENTRY_MAX_BYTES: u64 = 64 << 10;
+
+/// Cap on the in-memory size of one header map (wasmtime's default is 128 KiB).
+pub(crate) const FIELD_SIZE_LIMIT: usize = 16 << 10;
+
+/// Chunk size of an outgoing body's buffer (wasmtime's default is 1 MiB, and a body
+/// that is never sent keeps its buffer).
+pub(crate) const OUTGOING_BODY_CHUNK_BYTES: usize = 16 << 10;
+
+/// Most random bytes one call may ask for (wasmtime's default is 64 MiB).
+pub(crate) const RANDOM_BYTES_PER_CALL: u64 = 64 << 10;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -26,18 +50,24 @@ impl Default for Limits {
             memory_bytes: 64 << 20,
             output_bytes: 1 << 20,
             hostcall_bytes: 4 << 20,
+            host_resources: 1_000,
+            log_lines: 1_000,
+            log_bytes: 256 << 10,
         }
     }
 }
 
 impl Limits {
-    /// The default caps on output and host-call payloads with a grant's fuel, memory and
-    /// deadline.
+    /// The default caps on output and host-call payloads with a grant's fuel, memory,
+    /// deadline, host resources and log budget.
     pub fn granted(granted: &hyyve_policy::GrantedLimits) -> Self {
         Self {
             fuel: granted.fuel,
             timeout: Duration::from_millis(granted.timeout_ms),
             memory_bytes: granted.memory_bytes,
+            host_resources: granted.host_resources,
+            log_lines: granted.log_lines,
+            log_bytes: granted.log_bytes,
             ..Self::default()
         }
     }

@@ -28,6 +28,13 @@ pub struct MeteringRecord {
     pub http_bytes_received: u64,
     /// Bytes in the install's scratch directory at the end (as counted by the quota).
     pub scratch_bytes: u64,
+    /// Files and directories in the install's scratch directory at the end.
+    #[serde(default)]
+    pub scratch_entries: u64,
+    /// Log lines the host did not write: past the invocation's budget or the
+    /// workspace's rate.
+    #[serde(default)]
+    pub logs_dropped: u64,
     /// Capabilities refused and quotas hit during the invocation, in order.
     pub denials: Vec<Denial>,
     /// The error kind that ended the invocation (`fuel_exhausted`, `secret_denied`, ...),

@@ -12,6 +12,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use crate::denial::DenialLog;
 use crate::imports::http::HttpPolicy;
 use crate::imports::kv::{KvScope, KvStore};
+use crate::imports::log::{LogBudget, WorkspaceLogRate};
 use crate::imports::scratch::ScratchQuota;
 use crate::invoke::InvocationIds;
 use crate::limits::MemoryLimiter;
@@ -37,6 +38,10 @@ pub(crate) struct HostState {
     pub(crate) scratch: Option<Arc<ScratchQuota>>,
     /// The guest's stderr (panic messages land here), capped, for trap reports.
     pub(crate) stderr: wasmtime_wasi::p2::pipe::MemoryOutputPipe,
+    /// What the invocation may still log.
+    pub(crate) logs: LogBudget,
+    /// The log rate of every workspace, shared by all invocations.
+    pub(crate) log_rate: Arc<WorkspaceLogRate>,
 }
 
 impl WasiView for HostState {

@@ -258,8 +258,9 @@ impl Installs {
     }
 
     /// The installs behind `references`, loaded, for validating and running a workflow.
-    /// A reference not installed is left out (validation names the node); a pinned
-    /// version that was yanked since is refused: yanks are for broken or unsafe code.
+    /// A reference not installed is left out (validation names the node). A pinned
+    /// version that was yanked since keeps running ([`hyyve_registry::YANK_EFFECT`]):
+    /// the workspace chose that digest, and upgrading is its decision.
     pub async fn plugin_set(
         &self,
         workspace: &str,
@@ -272,20 +273,6 @@ impl Installs {
                 Err(ApiError::NotFound(_)) => continue,
                 Err(e) => return Err(e),
             };
-            let version = self
-                .registry
-                .version_by_digest(reference, &install.component_digest)
-                .await?;
-            if version.yanked_at.is_some() {
-                return Err(ApiError::unprocessable(
-                    "version_yanked",
-                    format!(
-                        "{} is yanked ({}); install another version",
-                        version.reference(),
-                        version.yank_reason.unwrap_or_default()
-                    ),
-                ));
-            }
             let grant = serde_json::from_value(install.grant.clone())
                 .map_err(|e| ApiError::Internal(format!("stored grant of {reference}: {e}")))?;
             set.insert(

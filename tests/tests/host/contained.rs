@@ -61,6 +61,14 @@ fn attacks() -> Vec<Attack> {
         kv_bytes: 1 << 20,
         ..Grant::default()
     };
+    let roomy_scratch = Grant {
+        scratch_bytes: 1 << 20,
+        ..Grant::default()
+    };
+    let few_entries = Grant {
+        scratch_entries: 100,
+        ..roomy_scratch.clone()
+    };
     use Expect::{Kind, Observed};
     vec![
         attack(
@@ -117,7 +125,7 @@ fn attacks() -> Vec<Attack> {
         attack(
             "scratch-write",
             json!({ "target": "/scratch/fill.bin", "bytes": 1 << 20 }),
-            scratch,
+            scratch.clone(),
             Kind("scratch_quota_exceeded"),
         ),
         attack(
@@ -163,6 +171,68 @@ fn attacks() -> Vec<Attack> {
             json!({}),
             Grant::default(),
             Observed("done"),
+        ),
+        // Host-side resources, with no capability granted at all.
+        attack(
+            "hold-header-maps",
+            json!({}),
+            Grant::default(),
+            Kind("host_resources_exceeded"),
+        ),
+        attack(
+            "stuff-one-header-map",
+            json!({}),
+            Grant::default(),
+            Kind("host_resources_exceeded"),
+        ),
+        attack(
+            "hold-outgoing-bodies",
+            json!({}),
+            Grant::default(),
+            Kind("host_resources_exceeded"),
+        ),
+        attack(
+            "hold-pollables",
+            json!({}),
+            Grant::default(),
+            Kind("host_resources_exceeded"),
+        ),
+        attack(
+            "huge-random",
+            json!({}),
+            Grant::default(),
+            Kind("host_call_failed"),
+        ),
+        attack(
+            "hold-open-files",
+            json!({}),
+            roomy_scratch,
+            Kind("host_resources_exceeded"),
+        ),
+        attack(
+            "many-empty-files",
+            json!({}),
+            few_entries,
+            Kind("scratch_entries_exceeded"),
+        ),
+        // 8 KiB of scratch is 16 directories' metadata: depth is not free.
+        attack(
+            "deep-tree",
+            json!({}),
+            scratch.clone(),
+            Kind("scratch_quota_exceeded"),
+        ),
+        attack(
+            "log-flood",
+            json!({}),
+            Grant::default(),
+            Observed("flooded"),
+        ),
+        attack(
+            "usage-abuse",
+            json!({}),
+            Grant::default(),
+            Observed("reported"),
         ),
     ]
 }

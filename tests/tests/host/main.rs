@@ -1,6 +1,7 @@
 //! Host integration tests, one binary, a module per area.
 
 mod bad_input;
+mod budgets;
 mod capabilities;
 mod contained;
 mod hostile;

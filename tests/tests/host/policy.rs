@@ -275,7 +275,11 @@ async fn the_scratch_dir_is_writable_up_to_its_quota_and_not_beyond() {
         out.result.unwrap(),
         json!({"observed": "wrote=40000 read=40000"})
     );
-    assert_eq!(out.metering.scratch_bytes, 40_000);
+    // The file's bytes and its entry's metadata.
+    assert_eq!(
+        out.metering.scratch_bytes,
+        40_000 + hyyve_runtime::ENTRY_METADATA_BYTES
+    );
     // The file persists for the install: 40,000 + 30,000 passes 64,000.
     let out = probe(
         "scratch-write",

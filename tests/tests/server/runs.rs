@@ -228,8 +228,12 @@ async fn lifecycle(db: Db) {
     assert_eq!(rows[0]["invocations"], 6);
     assert_eq!(usage.body["plan"], "team");
     let csv = text(&api, "/v1/usage/export", api.alpha.key(Role::Viewer)).await;
-    assert!(csv.starts_with("day,plugin,invocations,"), "{csv}");
-    assert!(csv.contains(",acme:json,6,0,"), "{csv}");
+    assert!(
+        csv.starts_with("day,plugin,unit,quantity,invocations,"),
+        "{csv}"
+    );
+    assert!(csv.contains(",acme:json,,,6,0,"), "{csv}");
+    assert_eq!(usage.body["units"], json!([]), "acme:json reports no units");
     let beta_usage = api.json(Method::GET, "/v1/usage", Some(beta), None).await;
     assert_eq!(beta_usage.body["rows"], json!([]));
 
@@ -499,18 +503,17 @@ async fn refusals_invalid_workflow_input_yanked_unvetted_quota() {
     assert_eq!(answer.code(), "run_input_invalid");
     assert_eq!(answer.body["error"]["details"]["input"], "data");
 
-    // A yanked pinned version no longer runs; a new install of it is refused. (`id`'s
-    // plan is cached for up to PLAN_CACHE_TTL; a workflow not run yet sees it at once.)
+    // A yanked version pinned by an install keeps running (the audit record of the yank
+    // says so); a new install of it is refused.
     let unrun = api.workflow(chain()).await;
     yank_by_its_publisher_only(&api).await;
-    let answer = api.start(&unrun, json!({ "data": {} })).await;
-    assert_eq!(
-        answer.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{}",
-        answer.body
-    );
-    assert_eq!(answer.code(), "version_yanked");
+    let answer = api
+        .start(&unrun, json!({ "data": { "items": [{ "n": 1 }] } }))
+        .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    let run_id = answer.body["id"].as_str().unwrap().to_owned();
+    let run = api.finished(&run_id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
     let answer = api
         .json(
             Method::POST,
@@ -723,9 +726,10 @@ async fn refusals_invalid_workflow_input_yanked_unvetted_quota() {
     // Alpha (team plan, another organization) is unaffected.
     let alpha_run = api.start(&unrun, json!({ "data": {} })).await;
     assert_eq!(
-        alpha_run.code(),
-        "version_yanked",
-        "alpha is refused for its own reason only"
+        alpha_run.status,
+        StatusCode::ACCEPTED,
+        "alpha is not refused: {}",
+        alpha_run.body
     );
 }
 
@@ -835,6 +839,14 @@ async fn yank_by_its_publisher_only(api: &Api) {
     let entries = audit_entries(api).await;
     let actions = actions(&entries);
     assert!(actions.contains(&"package.yank"), "{actions:?}");
+    let yank = entries
+        .iter()
+        .find(|e| e["action"] == "package.yank")
+        .unwrap();
+    assert_eq!(
+        yank["detail"]["effect"], "new installs refused; pinned installs keep running",
+        "{yank}"
+    );
 }
 
 /// The organization of `workspace`.
@@ -892,6 +904,98 @@ async fn usage_written_by_another_process_counts_against_the_quota() {
         refused.body
     );
     assert_eq!(refused.body["error"]["details"]["quota"], "fuel");
+}
+
+/// Units a plugin reports (LLM tokens) are aggregated per day, plugin and unit in
+/// `/v1/usage` and its export, and a plan's monthly quota on a unit refuses new runs.
+#[tokio::test]
+async fn reported_units_are_billed_and_limited_by_the_plan() {
+    let api = Api::new(Db::Sqlite).await;
+    let probe = hyyve_registry::signing::KeyPair::generate("probe").unwrap();
+    api.registry
+        .add_publisher("probe", &probe.public_file(), "test-admin")
+        .await
+        .unwrap();
+    api.registry
+        .publish(&hyyve_tests::packages::signed_guest(
+            "guest-hostile",
+            "probe:hostile",
+            "1.0.0",
+            &probe,
+            "",
+        ))
+        .await
+        .unwrap();
+    api.install("probe:hostile").await;
+    let id = api
+        .workflow(json!({
+            "name": "tokens",
+            "nodes": [{ "id": "llm", "plugin": "probe:hostile", "type": "report-usage" }]
+        }))
+        .await;
+    for _ in 0..2 {
+        let started = api.start(&id, json!({})).await;
+        assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+        let run = api.finished(started.body["id"].as_str().unwrap()).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        let record = &run["nodes"][0]["metering"];
+        assert_eq!(record["usage"]["llm.input-tokens"], 1234, "{run}");
+    }
+    let usage = api
+        .json(
+            Method::GET,
+            "/v1/usage",
+            Some(api.alpha.key(Role::Viewer)),
+            None,
+        )
+        .await;
+    let day = hyyve_registry::marketplace::today();
+    assert_eq!(
+        usage.body["units"],
+        json!([
+            { "day": day, "plugin": "probe:hostile", "unit": "llm.input-tokens", "quantity": 2468 },
+            { "day": day, "plugin": "probe:hostile", "unit": "llm.output-tokens", "quantity": 600 },
+        ]),
+        "{}",
+        usage.body
+    );
+    assert_eq!(
+        usage.body["limits"]["monthlyUnits"][1],
+        json!({ "unit": "llm.output-tokens", "limit": 250_000_000 })
+    );
+    let csv = text(&api, "/v1/usage/export", api.alpha.key(Role::Viewer)).await;
+    assert!(
+        csv.contains(&format!(
+            "{day},probe:hostile,llm.output-tokens,600,,,,,,\n"
+        )),
+        "{csv}"
+    );
+
+    // Another process spends the rest of the team plan's output tokens.
+    let org = org_of(&api, &api.alpha.id).await;
+    sqlx::query(
+        "INSERT INTO metering_units (run_id, node_id, attempt, workspace_id, org_id, \
+         plugin_id, day, unit, quantity) VALUES ('run_elsewhere', 'llm', 1, $1, $2, \
+         'probe:hostile', $3, 'llm.output-tokens', 249999400)",
+    )
+    .bind(&api.alpha.id)
+    .bind(&org)
+    .bind(&day)
+    .execute(api.tenancy.pool())
+    .await
+    .unwrap();
+    let refused = api.start(&id, json!({})).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        refused.body["error"]["details"]["quota"],
+        "llm.output-tokens"
+    );
+    assert_eq!(refused.body["error"]["details"]["used"], 250_000_000);
 }
 
 /// Inserts one successful attempt-1 record of `acme:flaky` (fuel 7) as a worker would.

@@ -3,10 +3,10 @@
 
 pub(crate) mod http;
 pub mod kv;
-mod log;
+pub(crate) mod log;
 pub(crate) mod scratch;
 mod secrets;
-mod usage;
+pub(crate) mod usage;
 
 use crate::bindings::types;
 use crate::state::HostState;

@@ -4,9 +4,16 @@
 //! wasmtime-wasi's implementation, and the ones that grow files are charged first.
 //!
 //! Growth by positioned writes and `set-size` is charged exactly; bytes written through
-//! streams are charged as written (an overwrite in place counts again). Usage is
-//! measured from the directory at the start of every invocation, so the quota is exact
-//! across invocations and conservative within one.
+//! streams are charged as written (an overwrite in place counts again). Every entry
+//! (file, directory, link) also counts against an entry quota and costs
+//! [`ENTRY_METADATA_BYTES`] of the byte quota, so empty files and deep trees are not
+//! free. Usage is measured from the directory at the start of every invocation, so the
+//! quotas are exact across invocations and conservative within one (a rename over an
+//! existing file is not refunded).
+//!
+//! Host-side, an invocation holds at most [`MAX_OPEN_DESCRIPTORS`] open files (each is
+//! an OS file descriptor of the server) and [`MAX_DIRECTORY_STREAMS`] directory listings
+//! (wasmtime-wasi reads a whole directory into memory when a listing starts).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -26,24 +33,45 @@ use wasmtime_wasi::p2::{
 };
 
 use crate::denial::{DenialKind, DenialLog};
+use crate::error::HostResourceExceeded;
 use crate::state::HostState;
 
 /// Where the scratch directory appears inside the guest.
 pub const SCRATCH_GUEST_PATH: &str = "/scratch";
 
-/// The byte budget of one invocation's scratch directory.
+/// What one directory entry costs of the byte quota: about an inode and its name.
+pub const ENTRY_METADATA_BYTES: u64 = 512;
+
+/// Files (OS descriptors) one invocation may hold open at once.
+pub const MAX_OPEN_DESCRIPTORS: u64 = 64;
+
+/// Directory listings one invocation may hold at once.
+pub const MAX_DIRECTORY_STREAMS: u64 = 4;
+
+/// The byte and entry budgets of one invocation's scratch directory, and its open
+/// handles.
 pub(crate) struct ScratchQuota {
     limit: u64,
     used: AtomicU64,
+    entries_limit: u64,
+    entries: AtomicU64,
+    open_descriptors: AtomicU64,
+    open_listings: AtomicU64,
     denials: DenialLog,
 }
 
 impl ScratchQuota {
-    /// A quota of `limit` bytes for `dir`, whose current contents already count.
-    pub(crate) fn measure(dir: &Path, limit: u64, denials: DenialLog) -> Self {
+    /// Quotas of `limit` bytes and `entries_limit` entries for `dir`, whose current
+    /// contents already count.
+    pub(crate) fn measure(dir: &Path, limit: u64, entries_limit: u64, denials: DenialLog) -> Self {
+        let usage = dir_usage(dir);
         Self {
             limit,
-            used: AtomicU64::new(dir_bytes(dir)),
+            used: AtomicU64::new(usage.bytes),
+            entries_limit,
+            entries: AtomicU64::new(usage.entries),
+            open_descriptors: AtomicU64::new(0),
+            open_listings: AtomicU64::new(0),
             denials,
         }
     }
@@ -51,6 +79,59 @@ impl ScratchQuota {
     /// Bytes counted so far (for the metering record).
     pub(crate) fn used(&self) -> u64 {
         self.used.load(Ordering::Relaxed)
+    }
+
+    /// Entries counted so far (for the metering record).
+    pub(crate) fn entries(&self) -> u64 {
+        self.entries.load(Ordering::Relaxed)
+    }
+
+    /// Charges one new entry: its count and its metadata bytes.
+    fn charge_entry(&self) -> Result<(), ()> {
+        let counted = self
+            .entries
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                n.checked_add(1)
+                    .filter(|total| *total <= self.entries_limit)
+            });
+        if let Err(n) = counted {
+            self.denials.record(
+                DenialKind::ScratchEntries,
+                format!(
+                    "one more file or directory would pass the scratch quota of {} entries ({n} used)",
+                    self.entries_limit
+                ),
+            );
+            return Err(());
+        }
+        self.charge(ENTRY_METADATA_BYTES).inspect_err(|()| {
+            self.entries.fetch_sub(1, Ordering::Relaxed);
+        })
+    }
+
+    fn refund_entry(&self) {
+        let _ = self
+            .entries
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
+            });
+        self.refund(ENTRY_METADATA_BYTES);
+    }
+
+    /// Takes one of `limit` slots of `counter`, or fails the invocation naming `resource`.
+    fn hold(counter: &AtomicU64, limit: u64, resource: &'static str) -> FsResult<()> {
+        counter
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                n.checked_add(1).filter(|total| *total <= limit)
+            })
+            .map(drop)
+            .map_err(|_| FsError::trap(HostResourceExceeded { resource, limit }))
+    }
+
+    fn release(counter: &AtomicU64) {
+        let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            Some(n.saturating_sub(1))
+        });
     }
 
     fn charge(&self, bytes: u64) -> Result<(), ()> {
@@ -83,19 +164,33 @@ impl ScratchQuota {
     }
 }
 
-/// Sum of regular file sizes under `dir`, not following symlinks.
-fn dir_bytes(dir: &Path) -> u64 {
+#[derive(Default)]
+struct DirUsage {
+    bytes: u64,
+    entries: u64,
+}
+
+/// Regular file sizes plus [`ENTRY_METADATA_BYTES`] per entry, and the entry count,
+/// under `dir`, not following symlinks.
+fn dir_usage(dir: &Path) -> DirUsage {
+    let mut usage = DirUsage::default();
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
+        return usage;
     };
-    entries
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&entry.path()),
-            Ok(m) if m.is_file() => m.len(),
-            _ => 0,
-        })
-        .sum()
+    for entry in entries.flatten() {
+        usage.entries += 1;
+        usage.bytes += ENTRY_METADATA_BYTES;
+        match entry.metadata() {
+            Ok(m) if m.is_dir() => {
+                let inner = dir_usage(&entry.path());
+                usage.entries += inner.entries;
+                usage.bytes += inner.bytes;
+            }
+            Ok(m) if m.is_file() => usage.bytes += m.len(),
+            _ => {}
+        }
+    }
+    usage
 }
 
 /// wasmtime-wasi's filesystem view plus this invocation's quota.
@@ -148,6 +243,24 @@ impl ScratchFs<'_> {
             quota.charge(growth).map_err(|()| no_space())?;
         }
         Ok(Some(size))
+    }
+
+    /// Charges a new entry when a quota applies; ENOSPC past it, as a full disk says.
+    fn charge_entry(&self) -> FsResult<()> {
+        match &self.quota {
+            Some(quota) => quota.charge_entry().map_err(|()| no_space()),
+            None => Ok(()),
+        }
+    }
+
+    /// Gives back the entry charged for a call that failed.
+    fn refund_entry_unless_ok<T>(&self, result: FsResult<T>) -> FsResult<T> {
+        if result.is_err()
+            && let Some(quota) = &self.quota
+        {
+            quota.refund_entry();
+        }
+        result
     }
 
     /// Records attempts to leave the directory: cap-std refuses them as not-permitted.
@@ -258,7 +371,19 @@ impl HostDescriptor for ScratchFs<'_> {
         &mut self,
         fd: Resource<types::Descriptor>,
     ) -> FsResult<Resource<types::DirectoryEntryStream>> {
-        self.inner.read_directory(fd).await
+        let Some(quota) = self.quota.clone() else {
+            return self.inner.read_directory(fd).await;
+        };
+        ScratchQuota::hold(
+            &quota.open_listings,
+            MAX_DIRECTORY_STREAMS,
+            "open directory listings",
+        )?;
+        let result = self.inner.read_directory(fd).await;
+        if result.is_err() {
+            ScratchQuota::release(&quota.open_listings);
+        }
+        result
     }
 
     async fn sync(&mut self, fd: Resource<types::Descriptor>) -> FsResult<()> {
@@ -270,7 +395,9 @@ impl HostDescriptor for ScratchFs<'_> {
         fd: Resource<types::Descriptor>,
         path: String,
     ) -> FsResult<()> {
+        self.charge_entry()?;
         let result = self.inner.create_directory_at(fd, path.clone()).await;
+        let result = self.refund_entry_unless_ok(result);
         self.note_escape(&path, result)
     }
 
@@ -309,6 +436,7 @@ impl HostDescriptor for ScratchFs<'_> {
         new_descriptor: Resource<types::Descriptor>,
         new_path: String,
     ) -> FsResult<()> {
+        self.charge_entry()?;
         let result = self
             .inner
             .link_at(
@@ -319,6 +447,7 @@ impl HostDescriptor for ScratchFs<'_> {
                 new_path,
             )
             .await;
+        let result = self.refund_entry_unless_ok(result);
         self.note_escape(&old_path, result)
     }
 
@@ -330,14 +459,46 @@ impl HostDescriptor for ScratchFs<'_> {
         oflags: OpenFlags,
         flags: DescriptorFlags,
     ) -> FsResult<Resource<types::Descriptor>> {
+        let Some(quota) = self.quota.clone() else {
+            return self
+                .inner
+                .open_at(fd, path_flags, path, oflags, flags)
+                .await;
+        };
+        ScratchQuota::hold(
+            &quota.open_descriptors,
+            MAX_OPEN_DESCRIPTORS,
+            "open file descriptors",
+        )?;
+        // A create that makes a new file is a new entry; one that opens an existing
+        // file is not.
+        let creates = oflags.contains(OpenFlags::CREATE)
+            && self
+                .inner
+                .stat_at(borrow(&fd), PathFlags::empty(), path.clone())
+                .await
+                .is_err();
+        if creates && quota.charge_entry().is_err() {
+            ScratchQuota::release(&quota.open_descriptors);
+            return Err(no_space());
+        }
         let result = self
             .inner
             .open_at(fd, path_flags, path.clone(), oflags, flags)
             .await;
+        if result.is_err() {
+            ScratchQuota::release(&quota.open_descriptors);
+            if creates {
+                quota.refund_entry();
+            }
+        }
         self.note_escape(&path, result)
     }
 
     fn drop(&mut self, fd: Resource<types::Descriptor>) -> wasmtime::Result<()> {
+        if let Some(quota) = &self.quota {
+            ScratchQuota::release(&quota.open_descriptors);
+        }
         HostDescriptor::drop(&mut self.inner, fd)
     }
 
@@ -354,7 +515,11 @@ impl HostDescriptor for ScratchFs<'_> {
         fd: Resource<types::Descriptor>,
         path: String,
     ) -> FsResult<()> {
-        self.inner.remove_directory_at(fd, path).await
+        self.inner.remove_directory_at(fd, path).await?;
+        if let Some(quota) = &self.quota {
+            quota.refund_entry();
+        }
+        Ok(())
     }
 
     async fn rename_at(
@@ -377,7 +542,9 @@ impl HostDescriptor for ScratchFs<'_> {
         src_path: String,
         dest_path: String,
     ) -> FsResult<()> {
+        self.charge_entry()?;
         let result = self.inner.symlink_at(fd, src_path.clone(), dest_path).await;
+        let result = self.refund_entry_unless_ok(result);
         self.note_escape(&src_path, result)
     }
 
@@ -397,6 +564,7 @@ impl HostDescriptor for ScratchFs<'_> {
         self.inner.unlink_file_at(fd, path).await?;
         if let Some(quota) = &self.quota {
             quota.refund(size);
+            quota.refund_entry();
         }
         Ok(())
     }
@@ -460,6 +628,9 @@ impl HostDirectoryEntryStream for ScratchFs<'_> {
     }
 
     fn drop(&mut self, stream: Resource<types::DirectoryEntryStream>) -> wasmtime::Result<()> {
+        if let Some(quota) = &self.quota {
+            ScratchQuota::release(&quota.open_listings);
+        }
         HostDirectoryEntryStream::drop(&mut self.inner, stream)
     }
 }

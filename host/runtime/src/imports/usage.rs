@@ -1,24 +1,183 @@
 //! `usage`: custom billable units into the invocation's metering record.
+//!
+//! What a plugin reports is billed to the tenant, so a report is checked before it
+//! counts: the unit name must match [`UNIT_NAME_PATTERN`] and not be one of the host's
+//! own units ([`RESERVED_UNITS`]), at most [`MAX_UNITS`] distinct units per invocation,
+//! at most [`MAX_QUANTITY_PER_REPORT`] per report, and a unit's sum stays within i64.
+//! A refused report is a denial on the record and does not count; the invocation goes
+//! on (the plugin may log or retry with a valid unit).
 
 use crate::bindings::usage::Host;
+use crate::denial::DenialKind;
 use crate::state::HostState;
 
-/// Distinct unit names per invocation; more is a plugin bug or an attack on the record.
-const MAX_UNITS: usize = 64;
-const MAX_UNIT_NAME: usize = 64;
+/// Distinct unit names per invocation.
+pub const MAX_UNITS: usize = 16;
+
+/// Longest unit name, in bytes.
+pub const MAX_UNIT_NAME: usize = 48;
+
+/// One report's quantity at most (a trillion: far above any real token count, far below
+/// overflow of a month's sum).
+pub const MAX_QUANTITY_PER_REPORT: u64 = 1_000_000_000_000;
+
+/// The documented shape of a unit name.
+pub const UNIT_NAME_PATTERN: &str = "^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)*$";
+
+/// Names of what the host meters itself; a plugin cannot report them.
+pub const RESERVED_UNITS: &[&str] = &[
+    "fuel",
+    "wall_time",
+    "wall_time_us",
+    "memory",
+    "peak_memory_bytes",
+    "host_calls",
+    "http",
+    "http_requests",
+    "http_bytes_sent",
+    "http_bytes_received",
+    "kv",
+    "kv_bytes",
+    "scratch",
+    "scratch_bytes",
+    "invocations",
+    "runs",
+    "denials",
+    "logs",
+    "logs_dropped",
+];
+
+/// Whether `unit` matches [`UNIT_NAME_PATTERN`] within [`MAX_UNIT_NAME`] bytes: lowercase
+/// words of letters, digits, `_` and `-`, joined by dots (`llm.output-tokens`, `images`).
+pub fn valid_unit_name(unit: &str) -> bool {
+    unit.len() <= MAX_UNIT_NAME
+        && unit.split('.').all(|word| {
+            let mut bytes = word.bytes();
+            bytes.next().is_some_and(|b| b.is_ascii_lowercase())
+                && bytes
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        })
+}
+
+/// Whether `unit` is, or is under, one of the host's own names (`fuel`, `http.bytes`).
+pub fn reserved_unit(unit: &str) -> bool {
+    let first = unit.split('.').next().unwrap_or(unit);
+    first == "hyyve" || RESERVED_UNITS.contains(&first)
+}
+
+/// Why a report was refused, with the denial it records.
+fn refusal(unit: &str, quantity: u64, usage: &[(&String, &u64)]) -> Option<(DenialKind, String)> {
+    let shown: String = unit.chars().take(MAX_UNIT_NAME).collect();
+    if !valid_unit_name(unit) {
+        return Some((
+            DenialKind::UsageUnitInvalid,
+            format!(
+                "unit `{}` does not match {UNIT_NAME_PATTERN} (at most {MAX_UNIT_NAME} bytes)",
+                shown.escape_default()
+            ),
+        ));
+    }
+    if reserved_unit(unit) {
+        return Some((
+            DenialKind::UsageUnitReserved,
+            format!("unit `{unit}` is one the host meters itself"),
+        ));
+    }
+    if quantity > MAX_QUANTITY_PER_REPORT {
+        return Some((
+            DenialKind::UsageQuantityExceeded,
+            format!("{quantity} {unit} in one report; at most {MAX_QUANTITY_PER_REPORT}"),
+        ));
+    }
+    match usage.iter().find(|(name, _)| name.as_str() == unit) {
+        // Sums stay within i64: the usage tables store them as BIGINT.
+        Some((_, total))
+            if total
+                .checked_add(quantity)
+                .is_none_or(|sum| sum > i64::MAX as u64) =>
+        {
+            Some((
+                DenialKind::UsageQuantityExceeded,
+                format!("the sum of `{unit}` would overflow"),
+            ))
+        }
+        Some(_) => None,
+        None if usage.len() >= MAX_UNITS => Some((
+            DenialKind::UsageUnitsExceeded,
+            format!(
+                "unit `{unit}` would be the {}th; at most {MAX_UNITS}",
+                MAX_UNITS + 1
+            ),
+        )),
+        None => None,
+    }
+}
 
 impl Host for HostState {
     async fn report(&mut self, unit: String, quantity: u64) -> wasmtime::Result<()> {
         self.meter.host_calls += 1;
-        if unit.is_empty() || unit.len() > MAX_UNIT_NAME {
-            wasmtime::bail!("usage unit name must be 1..={MAX_UNIT_NAME} bytes");
-        }
-        let known = self.meter.usage.contains_key(&unit);
-        if !known && self.meter.usage.len() >= MAX_UNITS {
-            wasmtime::bail!("more than {MAX_UNITS} distinct usage units reported");
+        let usage: Vec<_> = self.meter.usage.iter().collect();
+        if let Some((kind, detail)) = refusal(&unit, quantity, &usage) {
+            self.denials.record(kind, detail);
+            return Ok(());
         }
         let total = self.meter.usage.entry(unit).or_default();
+        // Checked above; saturating only keeps this line panic-free.
         *total = total.saturating_add(quantity);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_names_follow_the_pattern() {
+        for good in ["tokens", "llm.output-tokens", "images_1024", "a.b.c"] {
+            assert!(valid_unit_name(good), "{good}");
+        }
+        let long = "a".repeat(MAX_UNIT_NAME + 1);
+        for bad in [
+            "", "Tokens", "1tokens", "-tokens", "tok ens", ".tokens", "tokens.", "a..b", "tökens",
+            &long,
+        ] {
+            assert!(!valid_unit_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_hosts_own_units_are_reserved() {
+        for name in [
+            "fuel",
+            "wall_time_us",
+            "http.bytes",
+            "hyyve.anything",
+            "scratch_bytes",
+        ] {
+            assert!(reserved_unit(name), "{name}");
+        }
+        assert!(!reserved_unit("tokens"));
+        assert!(!reserved_unit("fuelish"));
+    }
+
+    #[test]
+    fn quantities_and_unit_counts_are_bounded() {
+        let (tokens, big) = ("tokens".to_owned(), u64::MAX - 1);
+        assert_eq!(
+            refusal("tokens", MAX_QUANTITY_PER_REPORT + 1, &[]).map(|r| r.0),
+            Some(DenialKind::UsageQuantityExceeded)
+        );
+        assert_eq!(
+            refusal("tokens", 2, &[(&tokens, &big)]).map(|r| r.0),
+            Some(DenialKind::UsageQuantityExceeded)
+        );
+        let names: Vec<String> = (0..MAX_UNITS).map(|i| format!("u{i}")).collect();
+        let full: Vec<_> = names.iter().map(|n| (n, &1u64)).collect();
+        assert_eq!(
+            refusal("another", 1, &full).map(|r| r.0),
+            Some(DenialKind::UsageUnitsExceeded)
+        );
+        assert_eq!(refusal("u0", 1, &full), None, "a known unit still counts");
     }
 }

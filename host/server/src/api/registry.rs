@@ -198,8 +198,8 @@ pub struct YankRequest {
     pub signature: String,
 }
 
-/// Yanks a version: no new install resolves to it, and runs of workflows pinned to it
-/// are refused (422 `version_yanked`). An API key allowed to publish is not enough: the
+/// Yanks a version: no new install resolves to it (422 `version_yanked`); installs
+/// pinned to it keep running, and the audit record says so. An API key allowed to publish is not enough: the
 /// request carries a signature by the plugin's publisher (422 `bad_signature`,
 /// `foreign_key` or `unknown_key` otherwise). Yanking a yanked version keeps the first
 /// reason.
@@ -238,7 +238,11 @@ pub async fn yank(
             &request.signature,
         )
         .await?;
-    let detail = serde_json::json!({ "reason": request.reason, "keyId": request.key_id });
+    let detail = serde_json::json!({
+        "reason": request.reason,
+        "keyId": request.key_id,
+        "effect": hyyve_registry::YANK_EFFECT,
+    });
     state
         .audit
         .record(&principal, "package.yank", &record.reference(), detail)

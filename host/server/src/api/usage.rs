@@ -1,5 +1,6 @@
-//! `/v1/usage`: metered usage of the workspace aggregated by day and plugin, the plan's
-//! quotas, and a CSV export for billing.
+//! `/v1/usage`: metered usage of the workspace aggregated by day and plugin, the custom
+//! units plugins reported by day, plugin and unit, the plan's quotas, and a CSV export
+//! for billing.
 
 use axum::Json;
 use axum::extract::State;
@@ -48,6 +49,20 @@ pub struct UsageRow {
     pub denials: i64,
 }
 
+/// One day × plugin × unit aggregate of what plugins reported (`usage.report`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnitUsageRow {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    /// `namespace:name`.
+    pub plugin: String,
+    /// The unit, e.g. `llm.output-tokens`.
+    pub unit: String,
+    /// Its sum.
+    pub quantity: i64,
+}
+
 /// Usage of the workspace and its organization's plan.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -62,6 +77,8 @@ pub struct Usage {
     pub to: String,
     /// Per day and plugin.
     pub rows: Vec<UsageRow>,
+    /// Custom units per day, plugin and unit.
+    pub units: Vec<UnitUsageRow>,
 }
 
 fn check_day(day: &str) -> Result<(), ApiError> {
@@ -116,12 +133,31 @@ async fn usage(
             })
         })
         .collect::<Result<_, sqlx::Error>>()?;
+    let units = sqlx::query_as::<_, (String, String, String, i64)>(
+        "SELECT day, plugin_id, unit, CAST(SUM(quantity) AS BIGINT) FROM metering_units \
+         WHERE workspace_id = $1 AND day >= $2 AND day <= $3 \
+         GROUP BY day, plugin_id, unit ORDER BY day, plugin_id, unit",
+    )
+    .bind(&principal.workspace_id)
+    .bind(&from)
+    .bind(&to)
+    .fetch_all(state.tenancy.pool())
+    .await?
+    .into_iter()
+    .map(|(day, plugin, unit, quantity)| UnitUsageRow {
+        day,
+        plugin,
+        unit,
+        quantity,
+    })
+    .collect();
     Ok(Usage {
         plan: principal.plan,
         limits: limits(principal.plan),
         from,
         to,
         rows,
+        units,
     })
 }
 
@@ -138,7 +174,10 @@ pub async fn get(
     Ok(Json(usage(&state, &principal, params).await?))
 }
 
-/// The same as CSV, for billing (`day,plugin,invocations,failed,fuel,wall_time_us,http_requests,denials`).
+/// The same as CSV, for billing: one line per day and plugin
+/// (`day,plugin,unit,quantity,invocations,failed,fuel,wall_time_us,http_requests,denials`,
+/// `unit` and `quantity` empty), then one per day, plugin and custom unit (only `day`,
+/// `plugin`, `unit` and `quantity` filled).
 #[utoipa::path(get, path = "/v1/usage/export", tag = "usage", params(UsageParams),
     responses((status = 200, content_type = "text/csv", body = String),
         (status = 400, body = ErrorBody)),
@@ -150,11 +189,12 @@ pub async fn export(
 ) -> Result<impl IntoResponse, ApiError> {
     principal.require(Action::Read)?;
     let usage = usage(&state, &principal, params).await?;
-    let mut csv =
-        String::from("day,plugin,invocations,failed,fuel,wall_time_us,http_requests,denials\n");
+    let mut csv = String::from(
+        "day,plugin,unit,quantity,invocations,failed,fuel,wall_time_us,http_requests,denials\n",
+    );
     for r in &usage.rows {
         csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{}\n",
+            "{},{},,,{},{},{},{},{},{}\n",
             r.day,
             r.plugin,
             r.invocations,
@@ -163,6 +203,13 @@ pub async fn export(
             r.wall_time_us,
             r.http_requests,
             r.denials
+        ));
+    }
+    // Unit names match the runtime's pattern (no commas or quotes): no CSV quoting needed.
+    for u in &usage.units {
+        csv.push_str(&format!(
+            "{},{},{},{},,,,,,\n",
+            u.day, u.plugin, u.unit, u.quantity
         ));
     }
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv))

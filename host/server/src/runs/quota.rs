@@ -1,5 +1,5 @@
-//! Plan quotas: monthly invocations and fuel per organization, and how many runs of one
-//! workspace execute at once. Usage is counted from the metering records (read per
+//! Plan quotas: monthly invocations, fuel and custom units (LLM tokens) per organization,
+//! and how many runs of one workspace execute at once. Usage is counted from the metering records (read per
 //! organization and month, kept up to date in memory as this process writes records, and
 //! read again after a refresh interval, so the records of other processes sharing the
 //! database count within it), plus the invocations of runs this process accepted but
@@ -24,9 +24,39 @@ pub struct PlanLimits {
     pub monthly_invocations: Option<i64>,
     /// Fuel per calendar month; `None`: unlimited.
     pub monthly_fuel: Option<i64>,
+    /// Custom units per calendar month, by unit (units not named are unlimited).
+    #[schema(value_type = Vec<UnitQuota>)]
+    pub monthly_units: &'static [UnitQuota],
     /// Runs of one workspace executing at once.
     pub concurrent_runs: usize,
 }
+
+/// A monthly quota on a unit plugins report (`usage.report`).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnitQuota {
+    /// The unit, e.g. `llm.output-tokens`.
+    pub unit: &'static str,
+    /// Its quantity per calendar month.
+    pub limit: i64,
+}
+
+const fn tokens(input: i64, output: i64) -> [UnitQuota; 2] {
+    [
+        UnitQuota {
+            unit: "llm.input-tokens",
+            limit: input,
+        },
+        UnitQuota {
+            unit: "llm.output-tokens",
+            limit: output,
+        },
+    ]
+}
+
+const FREE_UNITS: [UnitQuota; 2] = tokens(1_000_000, 250_000);
+const PRO_UNITS: [UnitQuota; 2] = tokens(100_000_000, 25_000_000);
+const TEAM_UNITS: [UnitQuota; 2] = tokens(1_000_000_000, 250_000_000);
 
 /// The limits of `plan`.
 pub fn limits(plan: Plan) -> PlanLimits {
@@ -34,30 +64,35 @@ pub fn limits(plan: Plan) -> PlanLimits {
         Plan::Free => PlanLimits {
             monthly_invocations: Some(10_000),
             monthly_fuel: Some(10_000_000_000),
+            monthly_units: &FREE_UNITS,
             concurrent_runs: 2,
         },
         Plan::Pro => PlanLimits {
             monthly_invocations: Some(1_000_000),
             monthly_fuel: Some(1_000_000_000_000),
+            monthly_units: &PRO_UNITS,
             concurrent_runs: 8,
         },
         Plan::Team => PlanLimits {
             monthly_invocations: Some(10_000_000),
             monthly_fuel: Some(10_000_000_000_000),
+            monthly_units: &TEAM_UNITS,
             concurrent_runs: 16,
         },
         Plan::Enterprise => PlanLimits {
             monthly_invocations: None,
             monthly_fuel: None,
+            monthly_units: &[],
             concurrent_runs: 64,
         },
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Usage {
     invocations: i64,
     fuel: i64,
+    units: HashMap<String, i64>,
     reserved: i64,
     /// When `invocations` and `fuel` were read from the records.
     read_at: Instant,
@@ -102,16 +137,27 @@ impl Ledger {
         .bind(format!("{month}-99"))
         .fetch_one(db)
         .await?;
+        let units: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT unit, CAST(SUM(quantity) AS BIGINT) FROM metering_units \
+             WHERE org_id = $1 AND day >= $2 AND day < $3 GROUP BY unit",
+        )
+        .bind(org)
+        .bind(format!("{month}-01"))
+        .bind(format!("{month}-99"))
+        .fetch_all(db)
+        .await?;
         let mut months = self.months.lock().expect("not poisoned");
         let usage = months.entry(key).or_insert(Usage {
             invocations: 0,
             fuel: 0,
+            units: HashMap::new(),
             reserved: 0,
             read_at: Instant::now(),
         });
         // The records are the truth: what this process counted since is among them.
         usage.invocations = invocations;
         usage.fuel = fuel;
+        usage.units = units.into_iter().collect();
         usage.read_at = Instant::now();
         Ok(())
     }
@@ -156,6 +202,12 @@ impl Ledger {
         {
             return Err(refuse("fuel", limit, usage.fuel));
         }
+        for quota in limits.monthly_units {
+            let used = usage.units.get(quota.unit).copied().unwrap_or(0);
+            if used >= quota.limit {
+                return Err(refuse(quota.unit, quota.limit, used));
+            }
+        }
         usage.reserved += invocations;
         Ok(())
     }
@@ -169,11 +221,15 @@ impl Ledger {
     }
 
     /// Counts one metered invocation (written with its idempotency key just now).
-    pub fn record(&self, org: &str, day: &str, fuel: i64) {
+    pub fn record(&self, org: &str, day: &str, fuel: i64, units: &[(String, i64)]) {
         let key = (org.to_owned(), month_of(day).to_owned());
         if let Some(usage) = self.months.lock().expect("not poisoned").get_mut(&key) {
             usage.invocations += 1;
-            usage.fuel += fuel;
+            usage.fuel = usage.fuel.saturating_add(fuel);
+            for (unit, quantity) in units {
+                let used = usage.units.entry(unit.clone()).or_default();
+                *used = used.saturating_add(*quantity);
+            }
         }
     }
 }

@@ -309,6 +309,12 @@ impl RunObserver for Progress {
         let attempt = i64::from(attempt + self.attempt_offset);
         let day = hyyve_registry::marketplace::today();
         let fuel = i64::try_from(metering.fuel).unwrap_or(i64::MAX);
+        // The runtime keeps each unit's sum within i64 (the column type).
+        let units: Vec<(String, i64)> = metering
+            .usage
+            .iter()
+            .map(|(unit, quantity)| (unit.clone(), i64::try_from(*quantity).unwrap_or(i64::MAX)))
+            .collect();
         let outcome = metering.failure.clone().unwrap_or_else(|| "ok".into());
         self.writer.submit(Write::Metering(MeteringRow {
             run_id: self.run_id.clone(),
@@ -327,8 +333,9 @@ impl RunObserver for Progress {
             failure: metering.failure.clone(),
             record: serde_json::to_string(metering).unwrap_or_default(),
             recorded_at: now_ms(),
+            units: units.clone(),
         }));
-        self.ledger.record(&self.org_id, &day, fuel);
+        self.ledger.record(&self.org_id, &day, fuel, &units);
         let labels = PluginLabels {
             plugin: plugin.clone(),
             outcome,

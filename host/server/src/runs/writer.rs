@@ -115,6 +115,9 @@ pub struct MeteringRow {
     pub record: String,
     /// When, ms since the epoch.
     pub recorded_at: i64,
+    /// Custom units the plugin reported, each with its quantity (rows of
+    /// `metering_units`).
+    pub units: Vec<(String, i64)>,
 }
 
 /// A bound value.
@@ -589,6 +592,7 @@ async fn insert_metering(
             }
         }
     }
+    insert_units(db, metering).await?;
     for ((plugin, workspace, day), invocations) in usage {
         sqlx::query(hyyve_registry::marketplace::RECORD_USAGE_SQL)
             .bind(plugin)
@@ -597,6 +601,40 @@ async fn insert_metering(
             .bind(invocations)
             .execute(&mut *db)
             .await?;
+    }
+    Ok(())
+}
+
+/// The custom units of `metering`, under the records' idempotency key.
+async fn insert_units(
+    db: &mut AnyConnection,
+    metering: &[&MeteringRow],
+) -> Result<(), sqlx::Error> {
+    let units: Vec<(&MeteringRow, &(String, i64))> = metering
+        .iter()
+        .flat_map(|row| row.units.iter().map(move |unit| (*row, unit)))
+        .collect();
+    for chunk in units.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO metering_units (run_id, node_id, attempt, workspace_id, org_id, \
+             plugin_id, day, unit, quantity) VALUES {} \
+             ON CONFLICT (run_id, node_id, attempt, unit) DO NOTHING",
+            placeholders(chunk.len(), 9, "")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (row, (unit, quantity)) in chunk {
+            query = query
+                .bind(row.run_id.as_str())
+                .bind(row.node_id.as_str())
+                .bind(row.attempt)
+                .bind(row.workspace_id.as_str())
+                .bind(row.org_id.as_str())
+                .bind(row.plugin_id.as_str())
+                .bind(row.day.as_str())
+                .bind(unit.as_str())
+                .bind(*quantity);
+        }
+        query.execute(&mut *db).await?;
     }
     Ok(())
 }
@@ -726,6 +764,7 @@ mod tests {
             failure: None,
             record: "{}".into(),
             recorded_at: 2,
+            units: vec![("tokens".into(), 7)],
         })
     }
 
@@ -785,6 +824,13 @@ mod tests {
             .await
             .expect("count");
         assert_eq!(records, 1, "the idempotency key kept one record");
+        let tokens: i64 = sqlx::query_scalar(
+            "SELECT CAST(SUM(quantity) AS BIGINT) FROM metering_units WHERE unit = 'tokens'",
+        )
+        .fetch_one(&db)
+        .await
+        .expect("sum");
+        assert_eq!(tokens, 7, "and its units once");
         // A finished run is not claimed again, and not finished twice.
         assert_eq!(writer.commit(claim("run_a")).await, Ok(0));
         assert_eq!(writer.commit(finish("run_a")).await, Ok(0));

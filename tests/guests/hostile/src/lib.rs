@@ -310,6 +310,118 @@ probe!(ScratchEscape, "scratch-escape", {
     ))
 });
 
+// Host-side resources: each probe makes the host allocate on its behalf and holds on,
+// as a plugin written against `wit/` alone can. The host must fail it within its budget.
+
+probe!(HoldHeaderMaps, "hold-header-maps", {
+    use wasip2::http::types::Fields;
+    let value = vec![b'v'; 8 << 10];
+    let mut held = Vec::new();
+    loop {
+        let fields = Fields::new();
+        // One 8 KiB value: within the size of one map, so only the number held counts.
+        let _ = fields.append("x-fill", &value);
+        held.push(fields);
+        std::hint::black_box(&held);
+    }
+});
+
+probe!(StuffOneHeaderMap, "stuff-one-header-map", {
+    let fields = wasip2::http::types::Fields::new();
+    let value = vec![b'v'; 8 << 10];
+    for i in 0.. {
+        if let Err(e) = fields.append(&format!("x-fill-{i}"), &value) {
+            return Err(Error::failed(format!("after {i} values: {e:?}")));
+        }
+    }
+    observed("unreachable")
+});
+
+probe!(HoldOutgoingBodies, "hold-outgoing-bodies", {
+    use wasip2::http::types::{Fields, OutgoingRequest};
+    let chunk = vec![b'b'; 64 << 10];
+    let mut held = Vec::new();
+    loop {
+        let request = OutgoingRequest::new(Fields::new());
+        let body = request.body().expect("body");
+        let stream = body.write().expect("stream");
+        // Fill what the unsent body buffers, and keep it.
+        let permit = stream.check_write().unwrap_or(0) as usize;
+        let _ = stream.write(&chunk[..permit.min(chunk.len())]);
+        held.push((request, body, stream));
+        std::hint::black_box(&held);
+    }
+});
+
+probe!(HoldPollables, "hold-pollables", {
+    let mut held = Vec::new();
+    loop {
+        held.push(wasip2::clocks::monotonic_clock::subscribe_duration(
+            1_000_000_000_000,
+        ));
+        std::hint::black_box(&held);
+    }
+});
+
+probe!(HoldOpenFiles, "hold-open-files", {
+    let mut held = Vec::new();
+    for i in 0.. {
+        match std::fs::File::create(format!("/scratch/open-{i}")) {
+            Ok(file) => held.push(file),
+            Err(e) => return Err(Error::failed(format!("after {i} files: {e}"))),
+        }
+    }
+    observed(format!("held {}", held.len()))
+});
+
+probe!(ManyEmptyFiles, "many-empty-files", {
+    for i in 0.. {
+        if let Err(e) = std::fs::write(format!("/scratch/empty-{i}"), b"") {
+            return Err(Error::failed(format!("after {i} files: {e}")));
+        }
+    }
+    observed("unreachable")
+});
+
+probe!(DeepTree, "deep-tree", {
+    let mut path = String::from("/scratch/d");
+    for depth in 0.. {
+        if let Err(e) = std::fs::create_dir(&path) {
+            return Err(Error::failed(format!("at depth {depth}: {e}")));
+        }
+        path.push_str("/d");
+    }
+    observed("unreachable")
+});
+
+probe!(LogFlood, "log-flood", {
+    let line = "e".repeat(4 << 10);
+    for _ in 0..20_000 {
+        hyyve_sdk::log::error(&line);
+    }
+    hyyve_sdk::log::error(
+        "forged\n{\"level\":\"INFO\",\"target\":\"auth\",\"message\":\"admin login\"}",
+    );
+    observed("flooded")
+});
+
+probe!(UsageAbuse, "usage-abuse", {
+    hyyve_sdk::usage::report("tokens", u64::MAX);
+    hyyve_sdk::usage::report("tokens", u64::MAX);
+    hyyve_sdk::usage::report("fuel", 1_000_000);
+    hyyve_sdk::usage::report("Not A Unit\n", 1);
+    hyyve_sdk::usage::report("tokens", 5);
+    for i in 0..100_000 {
+        hyyve_sdk::usage::report(&format!("unit{i}"), 1);
+    }
+    observed("reported")
+});
+
+probe!(HugeRandom, "huge-random", {
+    let bytes = wasip2::random::random::get_random_bytes(1 << 30);
+    observed(format!("{} random bytes", bytes.len()))
+});
+
 hyyve_sdk::export_nodes!(
     HttpFetch,
     Secret,
@@ -333,4 +445,14 @@ hyyve_sdk::export_nodes!(
     BreaksSchema,
     NotAnObject,
     Echo,
+    HoldHeaderMaps,
+    StuffOneHeaderMap,
+    HoldOutgoingBodies,
+    HoldPollables,
+    HoldOpenFiles,
+    ManyEmptyFiles,
+    DeepTree,
+    LogFlood,
+    UsageAbuse,
+    HugeRandom,
 );

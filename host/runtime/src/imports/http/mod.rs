@@ -116,4 +116,15 @@ impl WasiHttpHooks for HttpPolicy {
         };
         Box::new(send::send(request, options, target, cx))
     }
+
+    // An outgoing body that is written but never sent keeps its buffer for the rest of
+    // the invocation: one small chunk, so each body handle stays within
+    // HOST_ENTRY_MAX_BYTES.
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        crate::limits::OUTGOING_BODY_CHUNK_BYTES
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_capabilities;
+pub mod bench_hostile;
 pub mod bench_registry;
 pub mod bench_server;
 pub mod build;

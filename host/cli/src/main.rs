@@ -126,6 +126,10 @@ enum Command {
         /// Run only the registry benchmarks (publish-to-installable, search).
         #[arg(long)]
         registry: bool,
+        /// Run only the hostile-plugin benchmark (RSS and a neighbour's latency while
+        /// 16 plugins hoard each kind of host resource).
+        #[arg(long)]
+        hostile: bool,
         /// Listings published for the search benchmark.
         #[arg(long, default_value_t = 10_000)]
         listings: usize,
@@ -574,6 +578,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             iterations,
             capabilities,
             registry,
+            hostile,
             listings,
             server,
             runs,
@@ -594,6 +599,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if registry {
                 hyyve::bench_registry::run(&repo, database_url, listings).await?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            if hostile {
+                print!("{}", hyyve::bench_hostile::run(&repo).await?);
                 return Ok(ExitCode::SUCCESS);
             }
             if !capabilities {

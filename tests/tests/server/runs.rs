@@ -911,26 +911,11 @@ async fn usage_written_by_another_process_counts_against_the_quota() {
 #[tokio::test]
 async fn reported_units_are_billed_and_limited_by_the_plan() {
     let api = Api::new(Db::Sqlite).await;
-    let probe = hyyve_registry::signing::KeyPair::generate("probe").unwrap();
-    api.registry
-        .add_publisher("probe", &probe.public_file(), "test-admin")
-        .await
-        .unwrap();
-    api.registry
-        .publish(&hyyve_tests::packages::signed_guest(
-            "guest-hostile",
-            "probe:hostile",
-            "1.0.0",
-            &probe,
-            "",
-        ))
-        .await
-        .unwrap();
-    api.install("probe:hostile").await;
+    api.install("acme:flaky").await;
     let id = api
         .workflow(json!({
             "name": "tokens",
-            "nodes": [{ "id": "llm", "plugin": "probe:hostile", "type": "report-usage" }]
+            "nodes": [{ "id": "llm", "plugin": "acme:flaky", "type": "tokens" }]
         }))
         .await;
     for _ in 0..2 {
@@ -953,8 +938,8 @@ async fn reported_units_are_billed_and_limited_by_the_plan() {
     assert_eq!(
         usage.body["units"],
         json!([
-            { "day": day, "plugin": "probe:hostile", "unit": "llm.input-tokens", "quantity": 2468 },
-            { "day": day, "plugin": "probe:hostile", "unit": "llm.output-tokens", "quantity": 600 },
+            { "day": day, "plugin": "acme:flaky", "unit": "llm.input-tokens", "quantity": 2468 },
+            { "day": day, "plugin": "acme:flaky", "unit": "llm.output-tokens", "quantity": 600 },
         ]),
         "{}",
         usage.body
@@ -966,7 +951,7 @@ async fn reported_units_are_billed_and_limited_by_the_plan() {
     let csv = text(&api, "/v1/usage/export", api.alpha.key(Role::Viewer)).await;
     assert!(
         csv.contains(&format!(
-            "{day},probe:hostile,llm.output-tokens,600,,,,,,\n"
+            "{day},acme:flaky,llm.output-tokens,600,,,,,,\n"
         )),
         "{csv}"
     );
@@ -976,7 +961,7 @@ async fn reported_units_are_billed_and_limited_by_the_plan() {
     sqlx::query(
         "INSERT INTO metering_units (run_id, node_id, attempt, workspace_id, org_id, \
          plugin_id, day, unit, quantity) VALUES ('run_elsewhere', 'llm', 1, $1, $2, \
-         'probe:hostile', $3, 'llm.output-tokens', 249999400)",
+         'acme:flaky', $3, 'llm.output-tokens', 249999400)",
     )
     .bind(&api.alpha.id)
     .bind(&org)

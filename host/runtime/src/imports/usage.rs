@@ -7,6 +7,8 @@
 //! A refused report is a denial on the record and does not count; the invocation goes
 //! on (the plugin may log or retry with a valid unit).
 
+use std::collections::BTreeMap;
+
 use crate::bindings::usage::Host;
 use crate::denial::DenialKind;
 use crate::state::HostState;
@@ -66,7 +68,11 @@ pub fn reserved_unit(unit: &str) -> bool {
 }
 
 /// Why a report was refused, with the denial it records.
-fn refusal(unit: &str, quantity: u64, usage: &[(&String, &u64)]) -> Option<(DenialKind, String)> {
+fn refusal(
+    unit: &str,
+    quantity: u64,
+    usage: &BTreeMap<String, u64>,
+) -> Option<(DenialKind, String)> {
     let shown: String = unit.chars().take(MAX_UNIT_NAME).collect();
     if !valid_unit_name(unit) {
         return Some((
@@ -89,9 +95,9 @@ fn refusal(unit: &str, quantity: u64, usage: &[(&String, &u64)]) -> Option<(Deni
             format!("{quantity} {unit} in one report; at most {MAX_QUANTITY_PER_REPORT}"),
         ));
     }
-    match usage.iter().find(|(name, _)| name.as_str() == unit) {
+    match usage.get(unit) {
         // Sums stay within i64: the usage tables store them as BIGINT.
-        Some((_, total))
+        Some(total)
             if total
                 .checked_add(quantity)
                 .is_none_or(|sum| sum > i64::MAX as u64) =>
@@ -116,8 +122,7 @@ fn refusal(unit: &str, quantity: u64, usage: &[(&String, &u64)]) -> Option<(Deni
 impl Host for HostState {
     async fn report(&mut self, unit: String, quantity: u64) -> wasmtime::Result<()> {
         self.meter.host_calls += 1;
-        let usage: Vec<_> = self.meter.usage.iter().collect();
-        if let Some((kind, detail)) = refusal(&unit, quantity, &usage) {
+        if let Some((kind, detail)) = refusal(&unit, quantity, &self.meter.usage) {
             self.denials.record(kind, detail);
             return Ok(());
         }
@@ -163,17 +168,17 @@ mod tests {
 
     #[test]
     fn quantities_and_unit_counts_are_bounded() {
-        let (tokens, big) = ("tokens".to_owned(), u64::MAX - 1);
+        let near_max = BTreeMap::from([("tokens".to_owned(), i64::MAX as u64 - 1)]);
         assert_eq!(
-            refusal("tokens", MAX_QUANTITY_PER_REPORT + 1, &[]).map(|r| r.0),
+            refusal("tokens", MAX_QUANTITY_PER_REPORT + 1, &BTreeMap::new()).map(|r| r.0),
             Some(DenialKind::UsageQuantityExceeded)
         );
         assert_eq!(
-            refusal("tokens", 2, &[(&tokens, &big)]).map(|r| r.0),
+            refusal("tokens", 2, &near_max).map(|r| r.0),
             Some(DenialKind::UsageQuantityExceeded)
         );
-        let names: Vec<String> = (0..MAX_UNITS).map(|i| format!("u{i}")).collect();
-        let full: Vec<_> = names.iter().map(|n| (n, &1u64)).collect();
+        assert_eq!(refusal("tokens", 1, &near_max), None, "up to i64::MAX");
+        let full: BTreeMap<String, u64> = (0..MAX_UNITS).map(|i| (format!("u{i}"), 1)).collect();
         assert_eq!(
             refusal("another", 1, &full).map(|r| r.0),
             Some(DenialKind::UsageUnitsExceeded)

@@ -1,6 +1,6 @@
-//! Node types for scheduler tests, importing nothing (so the registry accepts them
-//! without capabilities): one that always fails with a retryable error, one that fails
-//! for good, one that never finishes.
+//! Node types for scheduler and metering tests, importing nothing that needs a
+//! capability (so the registry accepts them without any): one that always fails with a
+//! retryable error, one that never finishes, one that reports LLM tokens.
 
 use hyyve_sdk::{Context, Error, JsonSchema, NoConfig, NoInputs, Node, Serialize};
 
@@ -44,4 +44,21 @@ impl Node for Spin {
     }
 }
 
-hyyve_sdk::export_nodes!(Retryable, Spin);
+/// Reports the tokens of a pretend LLM call: 1234 in, 300 out.
+pub struct Tokens;
+
+impl Node for Tokens {
+    const NAME: &'static str = "tokens";
+    const TITLE: &'static str = "Tokens";
+    const DESCRIPTION: &'static str = "Reports llm.input-tokens and llm.output-tokens";
+    type Config = NoConfig;
+    type Inputs = NoInputs;
+    type Outputs = Nothing;
+    fn run(_: NoConfig, _: NoInputs, _: &Context) -> Result<Nothing, Error> {
+        hyyve_sdk::usage::report("llm.input-tokens", 1234);
+        hyyve_sdk::usage::report("llm.output-tokens", 300);
+        Ok(Nothing { done: true })
+    }
+}
+
+hyyve_sdk::export_nodes!(Retryable, Spin, Tokens);

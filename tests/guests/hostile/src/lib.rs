@@ -411,7 +411,7 @@ probe!(UsageAbuse, "usage-abuse", {
     hyyve_sdk::usage::report("fuel", 1_000_000);
     hyyve_sdk::usage::report("Not A Unit\n", 1);
     hyyve_sdk::usage::report("tokens", 5);
-    for i in 0..100_000 {
+    for i in 0..10_000 {
         hyyve_sdk::usage::report(&format!("unit{i}"), 1);
     }
     observed("reported")

@@ -129,6 +129,11 @@ impl Runtime {
         };
         let result = result.map_err(|e| blame_denial(e, &metering));
         metering.failure = result.as_ref().err().map(|e| e.kind().to_owned());
+        if result.is_err() {
+            // What the guest made the host hold is freed with the store.
+            drop(store);
+            crate::memory::return_freed_memory();
+        }
         InvocationOutcome { result, metering }
     }
 

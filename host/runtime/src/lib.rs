@@ -16,6 +16,7 @@ mod imports;
 mod inspect;
 mod invoke;
 mod limits;
+mod memory;
 mod metering;
 mod plugin;
 mod schema;

@@ -950,9 +950,7 @@ async fn reported_units_are_billed_and_limited_by_the_plan() {
     );
     let csv = text(&api, "/v1/usage/export", api.alpha.key(Role::Viewer)).await;
     assert!(
-        csv.contains(&format!(
-            "{day},acme:flaky,llm.output-tokens,600,,,,,,\n"
-        )),
+        csv.contains(&format!("{day},acme:flaky,llm.output-tokens,600,,,,,,\n")),
         "{csv}"
     );
 

@@ -38,10 +38,18 @@ pub struct AuditQuery {
     /// Only entries with this action, e.g. `capability.denied`.
     pub action: Option<String>,
     /// 1-based page (newest entries first).
-    #[serde(default = "crate::tenancy::first_page")]
+    #[serde(
+        default = "crate::tenancy::first_page",
+        deserialize_with = "crate::tenancy::page_number"
+    )]
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: u32,
     /// Items per page, 1 to 100.
-    #[serde(default = "crate::tenancy::default_page_size")]
+    #[serde(
+        default = "crate::tenancy::default_page_size",
+        deserialize_with = "crate::tenancy::page_size"
+    )]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: u32,
 }
 

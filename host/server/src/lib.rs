@@ -114,7 +114,8 @@ impl AppState {
 
 /// The application: routes, `/openapi.json`, request ids and tracing spans.
 pub fn app(state: AppState) -> Router {
-    let (router, openapi) = api::routes(state.max_package_bytes).split_for_parts();
+    let (router, mut openapi) = api::routes(state.max_package_bytes).split_for_parts();
+    api::contract::complete(&mut openapi);
     let openapi = Arc::new(openapi);
     router
         .route(

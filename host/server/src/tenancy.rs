@@ -140,14 +140,50 @@ pub struct Bootstrap {
 
 /// One page of a list.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PageRequest {
     /// 1-based page.
-    #[serde(default = "first_page")]
+    #[serde(default = "first_page", deserialize_with = "page_number")]
+    #[param(minimum = 1, maximum = 1_000_000)]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub page: u32,
     /// Items per page, 1 to 100.
-    #[serde(default = "default_page_size")]
+    #[serde(default = "default_page_size", deserialize_with = "page_size")]
+    #[param(minimum = 1, maximum = 100)]
+    #[schema(minimum = 1, maximum = 100)]
     pub page_size: u32,
+}
+
+/// The most items a page holds.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// The last page number a list accepts (far past any list's end).
+pub const MAX_PAGE: u32 = 1_000_000;
+
+fn in_range<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    name: &str,
+    max: u32,
+) -> Result<u32, D::Error> {
+    // Query values arrive as text; a number out of range is refused, not clamped.
+    let text = <std::borrow::Cow<'de, str> as Deserialize>::deserialize(deserializer)?;
+    match text.parse::<u32>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(serde::de::Error::custom(format!(
+            "{name} must be an integer from 1 to {max} (got `{text}`)"
+        ))),
+    }
+}
+
+/// Deserializes `pageSize`: 1 to [`MAX_PAGE_SIZE`].
+pub fn page_size<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    in_range(deserializer, "pageSize", MAX_PAGE_SIZE)
+}
+
+/// Deserializes `page`: 1 to [`MAX_PAGE`].
+pub fn page_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    in_range(deserializer, "page", MAX_PAGE)
 }
 
 /// Default of `page`.
@@ -162,7 +198,7 @@ pub fn default_page_size() -> u32 {
 
 impl PageRequest {
     pub(crate) fn limit_offset(self) -> (i64, i64) {
-        let size = self.page_size.clamp(1, 100) as i64;
+        let size = self.page_size.clamp(1, MAX_PAGE_SIZE) as i64;
         (size, (self.page.max(1) as i64 - 1) * size)
     }
 }

@@ -8,6 +8,55 @@ use serde_json::json;
 
 use crate::{Api, Db, MAX_PACKAGE_BYTES};
 
+/// Query and path values out of their documented range are refused with the JSON error
+/// form, not clamped or answered in plain text; an empty optional filter is no filter.
+#[tokio::test]
+async fn parameters_outside_their_documented_range() {
+    let api = Api::new(Db::Sqlite).await;
+    let viewer = api.alpha.key(Role::Viewer);
+    for path in [
+        "/v1/workflows?pageSize=101",
+        "/v1/workflows?pageSize=0",
+        "/v1/runs?page=0",
+        "/v1/audit?pageSize=2147483648",
+        "/v1/registry/listings?pageSize=1000",
+        "/v1/registry/listings?kind=widget",
+        "/v1/usage?from=yesterday",
+    ] {
+        let key = if path.starts_with("/v1/audit") {
+            api.alpha.key(Role::Admin)
+        } else {
+            viewer
+        };
+        let answer = api.json(Method::GET, path, Some(key), None).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            answer.body
+        );
+        assert_eq!(answer.code(), "bad_request", "{path}");
+    }
+    for path in [
+        "/v1/workflows?pageSize=100",
+        "/v1/registry/listings?kind=&category=",
+        "/v1/usage?from=&to=",
+    ] {
+        let answer = api.json(Method::GET, path, Some(viewer), None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.body);
+    }
+    let answer = api
+        .json(
+            Method::POST,
+            "/v1/vetting/9223372036854775808/approve",
+            Some(api.alpha.key(Role::Owner)),
+            Some(json!({ "reason": "ok" })),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    assert_eq!(answer.code(), "bad_request");
+}
+
 #[tokio::test]
 async fn malformed_wrong_typed_unknown_and_oversized_bodies() {
     let api = Api::new(Db::Sqlite).await;

@@ -261,6 +261,37 @@ async fn health_openapi_and_the_documented_matrix() {
         "bearer"
     );
     assert!(doc.body["components"]["schemas"]["ErrorBody"].is_object());
+    // What extractors and middleware answer is documented on every operation, and list
+    // parameters are in the query, not the path.
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            let secured = operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty());
+            if secured {
+                assert!(responses.contains_key("401"), "{method} {path}: 401");
+            }
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                let place = parameter["in"].as_str().unwrap();
+                let in_path = path.contains(&format!("{{{name}}}"));
+                assert_eq!(
+                    place == "path",
+                    in_path,
+                    "{method} {path}: {name} in {place}"
+                );
+                assert!(responses.contains_key("400"), "{method} {path}: 400");
+                if in_path {
+                    assert!(responses.contains_key("404"), "{method} {path}: 404");
+                }
+            }
+            if operation.get("requestBody").is_some() {
+                assert!(responses.contains_key("400"), "{method} {path}: 400");
+                assert!(responses.contains_key("413"), "{method} {path}: 413");
+            }
+        }
+    }
 
     let committed = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/permissions.md"),

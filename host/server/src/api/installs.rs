@@ -2,14 +2,14 @@
 //! organization policy that bounds them.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use hyyve_policy::{OrgPolicy, WorkspaceGrant};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::extract::JsonBody;
+use crate::api::extract::{JsonBody, PathParams};
 use crate::error::{ApiError, ErrorBody};
 use crate::installs::Install;
 use crate::roles::Action;
@@ -19,7 +19,12 @@ use crate::tenancy::Principal;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewInstall {
-    /// `namespace:name`.
+    /// `namespace:name`, each part lowercase letters, digits and single inner hyphens,
+    /// starting with a letter.
+    #[schema(
+        max_length = 129,
+        pattern = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*:[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+    )]
     pub plugin: String,
     /// A semver requirement (`^1.2`, `=1.0.0`); default `*`.
     #[serde(default = "any_version")]
@@ -85,7 +90,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
-    Path(plugin): Path<String>,
+    PathParams(plugin): PathParams<String>,
 ) -> Result<Json<Install>, ApiError> {
     principal.require(Action::Read)?;
     Ok(Json(
@@ -101,7 +106,7 @@ pub async fn get(
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
-    Path(plugin): Path<String>,
+    PathParams(plugin): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(Action::Install)?;
     state

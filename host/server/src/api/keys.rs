@@ -1,13 +1,13 @@
 //! `/v1/keys`: API keys of the workspace. A secret is shown once, at creation.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::extract::{JsonBody, QueryParams};
+use crate::api::extract::{JsonBody, PathParams, QueryParams};
 use crate::error::{ApiError, ErrorBody};
 use crate::roles::{Action, Role};
 use crate::tenancy::{ApiKey, ListPage, NewApiKey, PageRequest, Principal};
@@ -31,7 +31,8 @@ pub async fn list(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRequest {
-    /// What it is for (1 to 100 characters).
+    /// What it is for (1 to 100 characters, not only spaces).
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     /// Not above the caller's own.
     pub role: Role,
@@ -83,7 +84,7 @@ pub async fn create(
 pub async fn revoke(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<ApiKey>, ApiError> {
     principal.require(Action::ManageKeys)?;
     let key = state.tenancy.key(&principal.workspace_id, &id).await?;

@@ -1,13 +1,13 @@
 //! `/v1/members`: people of the workspace and their roles.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::extract::{JsonBody, QueryParams};
+use crate::api::extract::{JsonBody, PathParams, QueryParams};
 use crate::error::{ApiError, ErrorBody};
 use crate::roles::{Action, Role};
 use crate::tenancy::{ListPage, Member, PageRequest, Principal};
@@ -31,7 +31,8 @@ pub async fn list(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMember {
-    /// Handle or e-mail, unique in the workspace.
+    /// Handle or e-mail, unique in the workspace: 1 to 200 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     /// Not above the caller's own.
     pub role: Role,
@@ -57,7 +58,7 @@ pub async fn add(
 ) -> Result<(StatusCode, Json<Member>), ApiError> {
     principal.require(Action::ManageMembers)?;
     principal.may_grant(body.role)?;
-    if body.name.trim().is_empty() || body.name.len() > 200 {
+    if body.name.trim().is_empty() || body.name.chars().count() > 200 {
         return Err(ApiError::BadRequest("name: 1 to 200 characters".into()));
     }
     let member = state
@@ -86,7 +87,7 @@ pub async fn add(
 pub async fn set_role(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<RoleChange>,
 ) -> Result<Json<Member>, ApiError> {
     principal.require(Action::ManageMembers)?;
@@ -114,7 +115,7 @@ pub async fn set_role(
 pub async fn remove(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(Action::ManageMembers)?;
     let current = state.tenancy.member(&principal.workspace_id, &id).await?;

@@ -1,6 +1,7 @@
 //! The routes, one module per area, collected with their OpenAPI descriptions.
 
 pub mod audit;
+pub mod contract;
 pub mod extract;
 pub mod health;
 pub mod installs;

@@ -1,13 +1,13 @@
 //! `/v1/workspace` and `/v1/projects`: the caller's workspace and its projects.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::extract::{JsonBody, QueryParams};
+use crate::api::extract::{JsonBody, PathParams, QueryParams};
 use crate::error::{ApiError, ErrorBody};
 use crate::roles::Action;
 use crate::tenancy::{ListPage, PageRequest, Principal, Project};
@@ -43,7 +43,8 @@ pub async fn list(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
-    /// 1 to 100 characters, unique in the workspace.
+    /// 1 to 100 characters, not only spaces, unique in the workspace.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     /// Free text.
     #[serde(default)]
@@ -54,7 +55,8 @@ pub struct NewProject {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectChanges {
-    /// A new name.
+    /// A new name (as for a new project).
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     /// A new description.
     pub description: Option<String>,
@@ -96,7 +98,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<Project>, ApiError> {
     principal.require(Action::Read)?;
     Ok(Json(
@@ -113,7 +115,7 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<ProjectChanges>,
 ) -> Result<Json<Project>, ApiError> {
     principal.require(Action::WriteProjects)?;
@@ -140,7 +142,7 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(Action::WriteProjects)?;
     state

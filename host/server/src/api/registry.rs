@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use hyyve_policy::PluginKind;
 use hyyve_registry::VersionRecord;
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::extract::{JsonBody, QueryParams};
+use crate::api::extract::{JsonBody, PathParams, QueryParams};
 use crate::error::{ApiError, ErrorBody};
 use crate::ids::iso8601;
 use crate::roles::Action;
@@ -20,23 +20,33 @@ use crate::tenancy::{ListPage, PageMeta, Principal};
 
 /// Search filters.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SearchParams {
     /// Words that must all appear in id, title, description or categories.
     #[serde(default)]
     pub q: String,
-    /// `node`, `provider` or `channel`.
-    #[param(value_type = Option<String>)]
+    /// `node`, `provider` or `channel` (empty: any).
+    #[serde(default, deserialize_with = "crate::api::extract::empty_as_none")]
+    #[param(value_type = Option<String>, pattern = "^(node|provider|channel)?$")]
     pub kind: Option<PluginKind>,
     /// One category.
     pub category: Option<String>,
     /// One publisher.
     pub publisher: Option<String>,
     /// 1-based page.
-    #[serde(default = "crate::tenancy::first_page")]
+    #[serde(
+        default = "crate::tenancy::first_page",
+        deserialize_with = "crate::tenancy::page_number"
+    )]
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: u32,
     /// 1 to 100.
-    #[serde(default = "crate::tenancy::default_page_size")]
+    #[serde(
+        default = "crate::tenancy::default_page_size",
+        deserialize_with = "crate::tenancy::page_size"
+    )]
+    #[param(minimum = 1, maximum = 100)]
     pub page_size: u32,
 }
 
@@ -143,7 +153,7 @@ pub async fn search(
 pub async fn show(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<ListingDetailView>, ApiError> {
     principal.require(Action::Read)?;
     Ok(Json(state.registry.show(&id).await?.into()))
@@ -189,7 +199,9 @@ const MAX_YANK_REASON: usize = 500;
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct YankRequest {
-    /// Why (shown to anyone resolving to the version): 1 to 500 characters.
+    /// Why (shown to anyone resolving to the version): 1 to 500 characters, not only
+    /// spaces.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub reason: String,
     /// The signing key, a key of the publisher owning the plugin's namespace.
     pub key_id: String,
@@ -206,7 +218,8 @@ pub struct YankRequest {
 #[utoipa::path(post, path = "/v1/registry/listings/{id}/versions/{version}/yank",
     tag = "registry",
     params(("id" = String, Path, description = "`namespace:name`"),
-        ("version" = String, Path, description = "Semantic version")),
+        ("version" = String, Path, description = "Semantic version",
+            pattern = r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\.(0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$")),
     request_body = YankRequest,
     responses((status = 200, description = "The version, yanked", body = VersionView),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -215,7 +228,7 @@ pub struct YankRequest {
 pub async fn yank(
     State(state): State<AppState>,
     principal: Principal,
-    Path((id, version)): Path<(String, String)>,
+    PathParams((id, version)): PathParams<(String, String)>,
     JsonBody(request): JsonBody<YankRequest>,
 ) -> Result<Json<VersionView>, ApiError> {
     principal.require(Action::Publish)?;

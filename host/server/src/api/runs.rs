@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::extract::{JsonBody, QueryParams};
+use crate::api::extract::{JsonBody, PathParams, QueryParams};
 use crate::error::{ApiError, ErrorBody};
 use crate::roles::Action;
 use crate::runs::Run;
@@ -42,7 +42,7 @@ pub struct NewRun {
 pub async fn start(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(body): JsonBody<NewRun>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
     principal.require(Action::Run)?;
@@ -75,7 +75,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<Run>, ApiError> {
     principal.require(Action::Read)?;
     Ok(Json(state.runs.get(&principal.workspace_id, &id).await?))
@@ -90,7 +90,7 @@ pub async fn get(
 pub async fn cancel(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<(StatusCode, Json<Run>), ApiError> {
     principal.require(Action::Run)?;
     let run = state.runs.cancel(&principal.workspace_id, &id).await?;
@@ -108,7 +108,7 @@ pub async fn cancel(
 pub async fn events(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     principal.require(Action::Read)?;
     // Subscribe before the snapshot, so nothing between the two is missed.

@@ -3,13 +3,13 @@
 //! reads it, at run time).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::api::extract::JsonBody;
+use crate::api::extract::{JsonBody, PathParams};
 use crate::error::{ApiError, ErrorBody};
 use crate::roles::Action;
 use crate::tenancy::Principal;
@@ -25,7 +25,8 @@ pub struct SecretName {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretBody {
-    /// The value (1 byte to 64 KiB); never returned.
+    /// The value (1 byte to 64 KiB of UTF-8); never returned.
+    #[schema(min_length = 1, max_length = 65536)]
     pub value: String,
 }
 
@@ -47,7 +48,8 @@ pub async fn list(
 /// Sets or replaces a secret: 201 when new, 204 when replaced. The response never
 /// holds the value.
 #[utoipa::path(put, path = "/v1/secrets/{name}", tag = "secrets",
-    params(("name" = String, Path, description = "Letters, digits and underscores")),
+    params(("name" = String, Path, description = "Letters, digits and underscores, not starting with a digit",
+        max_length = 128, pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")),
     request_body = SecretBody,
     responses((status = 201), (status = 204), (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody)),
@@ -55,7 +57,7 @@ pub async fn list(
 pub async fn put(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
     JsonBody(body): JsonBody<SecretBody>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(Action::ManageSecrets)?;
@@ -87,7 +89,7 @@ pub async fn put(
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(Action::ManageSecrets)?;
     state.secrets.delete(&principal.workspace_id, &name).await?;

@@ -19,11 +19,16 @@ use crate::tenancy::{Plan, Principal};
 
 /// Which days.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UsageParams {
-    /// First day, `YYYY-MM-DD` (default: the first of this month).
+    /// First day, `YYYY-MM-DD` (absent or empty: the first of this month).
+    #[serde(default, deserialize_with = "crate::api::extract::empty_as_none")]
+    #[param(pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$")]
     pub from: Option<String>,
-    /// Last day, inclusive (default: today).
+    /// Last day, inclusive (absent or empty: today).
+    #[serde(default, deserialize_with = "crate::api::extract::empty_as_none")]
+    #[param(pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2})?$")]
     pub to: Option<String>,
 }
 

@@ -3,18 +3,19 @@
 //! co-signed it in the registry); installing queues the request.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::api::extract::{JsonBody, QueryParams};
+use crate::api::extract::{JsonBody, PathParams, QueryParams};
 use crate::error::{ApiError, ErrorBody};
 use crate::roles::Action;
 use crate::tenancy::Principal;
 
 /// Which requests to list.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct QueueParams {
     /// Include decided requests (default: pending only).
@@ -26,7 +27,8 @@ pub struct QueueParams {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
-    /// Why: kept with the request, shown to whoever installs.
+    /// Why: kept with the request, shown to whoever installs; not only spaces.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -58,7 +60,7 @@ pub async fn queue(
 pub async fn approve(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
+    PathParams(id): PathParams<i64>,
     JsonBody(decision): JsonBody<Decision>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     decide(&state, &principal, id, &decision, Verdict::Approve).await
@@ -73,7 +75,7 @@ pub async fn approve(
 pub async fn reject(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
+    PathParams(id): PathParams<i64>,
     JsonBody(decision): JsonBody<Decision>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     decide(&state, &principal, id, &decision, Verdict::Reject).await

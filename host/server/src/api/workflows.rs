@@ -2,12 +2,12 @@
 //! workspace's installs before they are stored.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use hyyve_workflow::Workflow;
 
 use crate::AppState;
-use crate::api::extract::{JsonBody, QueryParams};
+use crate::api::extract::{JsonBody, PathParams, QueryParams};
 use crate::error::{ApiError, ErrorBody};
 use crate::roles::Action;
 use crate::tenancy::{ListPage, PageRequest, Principal};
@@ -60,7 +60,7 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<WorkflowVersion>, ApiError> {
     principal.require(Action::Read)?;
     Ok(Json(
@@ -81,7 +81,7 @@ pub async fn get(
 pub async fn update(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
     JsonBody(workflow): JsonBody<Workflow>,
 ) -> Result<Json<WorkflowVersion>, ApiError> {
     principal.require(Action::WriteWorkflows)?;
@@ -106,7 +106,7 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(Action::WriteWorkflows)?;
     state.workflows.delete(&principal.workspace_id, &id).await?;
@@ -121,7 +121,7 @@ pub async fn delete(
 pub async fn versions(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> Result<Json<Vec<WorkflowVersion>>, ApiError> {
     principal.require(Action::Read)?;
     Ok(Json(
@@ -141,7 +141,7 @@ pub async fn versions(
 pub async fn version(
     State(state): State<AppState>,
     principal: Principal,
-    Path((id, version)): Path<(String, String)>,
+    PathParams((id, version)): PathParams<(String, String)>,
 ) -> Result<Json<WorkflowVersion>, ApiError> {
     principal.require(Action::Read)?;
     let version: i64 = version.parse().map_err(|_| {

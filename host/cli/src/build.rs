@@ -90,6 +90,16 @@ pub fn ensure_target(dir: &Path, toolchain: &Toolchain) -> Result<TargetCheck, B
         sysroot: sysroot.display().to_string(),
         why,
     };
+    // Builds started at once (parallel tests, several `hyyve` processes) install it once:
+    // the first takes the lock (held to the end of this call) and installs, the others
+    // find it installed.
+    let lock_path = std::env::temp_dir().join("hyyve-rustup-target-add.lock");
+    let _lock = std::fs::File::create(&lock_path)
+        .and_then(|file| file.lock().map(|()| file))
+        .map_err(|e| missing(format!("locking {}: {e}", lock_path.display())))?;
+    if target_installed(&sysroot) {
+        return Ok(TargetCheck::Present);
+    }
     eprintln!(
         "hyyve: the {TARGET} target is not installed for the toolchain at {}; running `rustup target add {TARGET}`",
         sysroot.display()

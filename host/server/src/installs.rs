@@ -144,9 +144,14 @@ impl Installs {
         range: &str,
         accepted: WorkspaceGrant,
     ) -> Result<Install, ApiError> {
-        let id: PluginId = plugin
-            .parse()
-            .map_err(|e: String| ApiError::BadRequest(format!("plugin: {e}")))?;
+        let id: PluginId = plugin.parse().map_err(|e: String| {
+            if id_shaped(plugin) {
+                // Shaped as documented, only longer than any name can be: not registered.
+                ApiError::NotFound(format!("plugin {plugin}"))
+            } else {
+                ApiError::BadRequest(format!("plugin: {e}"))
+            }
+        })?;
         let version = self.registry.resolve(&id.to_string(), range).await?;
         let manifest = version.manifest()?;
         if manifest.plugin.kind != PluginKind::Node {
@@ -305,4 +310,20 @@ impl Installs {
             .insert(digest.to_owned(), plugin.clone());
         Ok(plugin)
     }
+}
+
+/// Whether `plugin` has the documented `namespace:name` shape (lowercase words of letters
+/// and digits joined by single hyphens), whatever its length.
+fn id_shaped(plugin: &str) -> bool {
+    let part = |p: &str| {
+        p.starts_with(|c: char| c.is_ascii_lowercase())
+            && p.split('-').all(|w| {
+                !w.is_empty()
+                    && w.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            })
+    };
+    plugin
+        .split_once(':')
+        .is_some_and(|(namespace, name)| part(namespace) && part(name))
 }

@@ -30,6 +30,8 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 "invalid type: the body must be a JSON object".into(),
             ));
         }
+        let mut value = value;
+        integral_floats_as_integers(&mut value);
         serde_path_to_error::deserialize(value)
             .map(JsonBody)
             .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))
@@ -76,5 +78,31 @@ where
     match Option::<String>::deserialize(deserializer)?.as_deref() {
         None | Some("") => Ok(None),
         Some(text) => T::deserialize(text.into_deserializer()).map(Some),
+    }
+}
+
+/// `5.0` is the integer 5 in JSON Schema; serde reads it as a float, which an integer
+/// field refuses. Whole floats within i64/u64 become integers before parsing.
+fn integral_floats_as_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            let Some(f) = n.as_f64() else { return };
+            // 2^63 and 2^64: the first floats past i64 and u64.
+            let integer = if f.fract() != 0.0 {
+                None
+            } else if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) {
+                Some(serde_json::Number::from(f as i64))
+            } else if (0.0..1.844_674_407_370_955_2e19).contains(&f) {
+                Some(serde_json::Number::from(f as u64))
+            } else {
+                None
+            };
+            if let Some(integer) = integer {
+                *n = integer;
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
     }
 }

@@ -29,6 +29,7 @@ pub struct NewRun {
     #[schema(value_type = Object)]
     pub input: serde_json::Value,
     /// The version to run; default the latest.
+    #[schema(minimum = 1)]
     pub version: Option<i64>,
 }
 

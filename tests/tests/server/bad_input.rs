@@ -57,6 +57,58 @@ async fn parameters_outside_their_documented_range() {
     assert_eq!(answer.code(), "bad_request");
 }
 
+/// Policy documents that parse as JSON but not as a policy are 422 naming the field.
+#[tokio::test]
+async fn policies_that_are_not_policies() {
+    let api = Api::new(Db::Sqlite).await;
+    let owner = api.alpha.key(Role::Owner);
+    for (body, says) in [
+        (
+            json!({ "http": { "allow": ["not a host!"] } }),
+            "policy.http.allow[0]",
+        ),
+        (
+            json!({ "trusted_publishers": ["acme", "acme"] }),
+            "policy.trusted_publishers: repeated",
+        ),
+        (json!({ "colour": "red" }), "unknown field"),
+    ] {
+        let answer = api
+            .json(Method::PUT, "/v1/policy", Some(owner), Some(body.clone()))
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            answer.body
+        );
+        assert_eq!(answer.code(), "invalid_policy");
+        let message = answer.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{body}: {message}");
+    }
+    let answer = api
+        .json(
+            Method::POST,
+            "/v1/installs",
+            Some(owner),
+            Some(json!({ "plugin": "acme:json", "accept": { "private_networks": ["nope"] } })),
+        )
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.body
+    );
+    assert_eq!(answer.code(), "invalid_policy");
+    assert!(
+        answer.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("accept.private_networks[0]")
+    );
+}
+
 #[tokio::test]
 async fn malformed_wrong_typed_unknown_and_oversized_bodies() {
     let api = Api::new(Db::Sqlite).await;

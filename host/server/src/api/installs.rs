@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hyyve_policy::{OrgPolicy, WorkspaceGrant};
+use hyyve_policy::OrgPolicy;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -33,7 +33,7 @@ pub struct NewInstall {
     /// allows).
     #[serde(default)]
     #[schema(value_type = Object)]
-    pub accept: WorkspaceGrant,
+    pub accept: serde_json::Value,
 }
 
 fn any_version() -> String {
@@ -53,7 +53,8 @@ pub async fn list(
 }
 
 /// Installs (or upgrades) a registry plugin. 422: yanked (`version_yanked`), awaiting
-/// the organization's review (`vetting_required`), refused by policy (`install_refused`).
+/// the organization's review (`vetting_required`), refused by policy (`install_refused`),
+/// an `accept` that is not a workspace grant (`invalid_policy`).
 #[utoipa::path(post, path = "/v1/installs", tag = "installs", request_body = NewInstall,
     responses((status = 201, body = Install), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
@@ -66,7 +67,12 @@ pub async fn create(
     principal.require(Action::Install)?;
     let install = state
         .installs
-        .install(&principal, &body.plugin, &body.range, body.accept)
+        .install(
+            &principal,
+            &body.plugin,
+            &body.range,
+            parse_policy(body.accept, "accept")?,
+        )
         .await?;
     state.runs.installs_changed();
     tracing::info!(plugin = %install.plugin, version = %install.version, "installed");
@@ -138,18 +144,21 @@ pub async fn get_policy(
     Ok(Json(state.installs.org_policy(&principal).await?))
 }
 
-/// Replaces the organization's policy (applies to installs made from now on).
+/// Replaces the organization's policy (applies to installs made from now on). 422
+/// `invalid_policy` names the field that is not a policy (a host pattern, a network, a
+/// repeated set item, an unknown key).
 #[utoipa::path(put, path = "/v1/policy", tag = "installs",
     request_body(content = Object, description = "An organization policy (`org.toml` as JSON)"),
     responses((status = 200, body = Object), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody)),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn put_policy(
     State(state): State<AppState>,
     principal: Principal,
-    JsonBody(policy): JsonBody<OrgPolicy>,
+    JsonBody(policy): JsonBody<serde_json::Value>,
 ) -> Result<Json<OrgPolicy>, ApiError> {
     principal.require(Action::ManagePolicy)?;
+    let policy: OrgPolicy = parse_policy(policy, "policy")?;
     let policy = state.installs.set_org_policy(&principal, policy).await?;
     let detail =
         serde_json::to_value(&policy).map_err(|e| ApiError::Internal(format!("policy: {e}")))?;
@@ -163,4 +172,50 @@ pub async fn put_policy(
         )
         .await?;
     Ok(Json(policy))
+}
+
+/// A policy document (`accept`, an organization policy) as its type. Policies are parsed
+/// in two steps so that what JSON Schema cannot say (a host pattern, a network, a set's
+/// items unique) is a 422 naming the field; a set that would silently drop a repeated
+/// item is refused too.
+fn parse_policy<T>(value: serde_json::Value, what: &str) -> Result<T, ApiError>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let invalid = |message: String| ApiError::unprocessable("invalid_policy", message);
+    // An absent `accept` accepts what the organization allows.
+    let value = match value {
+        serde_json::Value::Null => serde_json::json!({}),
+        value => value,
+    };
+    let parsed: T = serde_path_to_error::deserialize(&value)
+        .map_err(|e| invalid(format!("{what}.{}: {}", e.path(), e.inner())))?;
+    let reread =
+        serde_json::to_value(&parsed).map_err(|e| ApiError::Internal(format!("{what}: {e}")))?;
+    match collapsed_array(&value, &reread, what.to_owned()) {
+        Some(path) => Err(invalid(format!("{path}: repeated items"))),
+        None => Ok(parsed),
+    }
+}
+
+/// The path of the first array of `input` that `parsed` holds fewer items of.
+fn collapsed_array(
+    input: &serde_json::Value,
+    parsed: &serde_json::Value,
+    path: String,
+) -> Option<String> {
+    use serde_json::Value;
+    match (input, parsed) {
+        (Value::Array(a), Value::Array(b)) if a.len() > b.len() => Some(path),
+        (Value::Array(a), Value::Array(b)) => a
+            .iter()
+            .zip(b)
+            .enumerate()
+            .find_map(|(i, (x, y))| collapsed_array(x, y, format!("{path}[{i}]"))),
+        (Value::Object(a), Value::Object(b)) => a.iter().find_map(|(key, x)| {
+            b.get(key)
+                .and_then(|y| collapsed_array(x, y, format!("{path}.{key}")))
+        }),
+        _ => None,
+    }
 }

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 hyyve="${1:-target/debug/hyyve}"
 examples="${SCHEMATHESIS_EXAMPLES:-20}"
+seed="${SCHEMATHESIS_SEED:-1}"
 venv=target/contract-venv
 if [ ! -x "$venv/bin/st" ]; then
   python3 -m venv "$venv"
@@ -33,7 +34,7 @@ second="$(curl -sf -X POST "$url/v1/keys" -H "authorization: Bearer $HYYVE_KEY" 
 revoking='^/v1/(keys|members)/\{id\}$'
 run() {
   "$venv/bin/st" --config-file tests/contract/schemathesis.toml run "$url/openapi.json" \
-    --max-examples "$examples" --seed 1 --no-color "$@"
+    --max-examples "$examples" --seed "$seed" --no-color "$@"
 }
 export HYYVE_KEY
 run --exclude-path-regex "$revoking"

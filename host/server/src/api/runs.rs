@@ -20,14 +20,26 @@ use crate::roles::Action;
 use crate::runs::Run;
 use crate::tenancy::{ListPage, PageRequest, Principal};
 
+/// One server-sent event of a run's stream, as the `text/event-stream` lines carry it.
+/// Documents the wire format only; the stream itself is written by `runs::events`.
+#[derive(ToSchema)]
+pub struct RunEvent {
+    /// `snapshot`, `run.started`, `node.started`, `node.finished` or `run.finished`.
+    pub event: String,
+    /// The event's JSON (for `snapshot`: the run view), as text.
+    pub data: String,
+    /// The event's position in the run's history, when it has one.
+    pub id: Option<String>,
+}
+
 /// A run request.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRun {
-    /// Run inputs by name.
+    /// Run inputs by name (absent: none).
     #[serde(default)]
     #[schema(value_type = Object)]
-    pub input: serde_json::Value,
+    pub input: serde_json::Map<String, serde_json::Value>,
     /// The version to run; default the latest.
     #[schema(minimum = 1)]
     pub version: Option<i64>,
@@ -49,7 +61,7 @@ pub async fn start(
     principal.require(Action::Run)?;
     let run = state
         .runs
-        .submit(&principal, &id, body.version, body.input)
+        .submit(&principal, &id, body.version, body.input.into())
         .await?;
     Ok((StatusCode::ACCEPTED, Json(run)))
 }
@@ -103,7 +115,7 @@ pub async fn cancel(
 /// which the stream ends. A finished run's stream is its snapshot alone.
 #[utoipa::path(get, path = "/v1/runs/{id}/events", tag = "runs",
     params(("id" = String, Path, description = "`run_…`")),
-    responses((status = 200, content_type = "text/event-stream", body = String),
+    responses((status = 200, content_type = "text/event-stream", body = RunEvent),
         (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn events(

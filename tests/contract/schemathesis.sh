@@ -19,7 +19,8 @@ log="$data/serve.log"
 port=$((20000 + RANDOM % 20000))
 "$hyyve" --data-dir "$data/data" serve --listen "127.0.0.1:$port" > "$log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null; rm -rf "$data"' EXIT
+# On failure the server's log says what a 5xx was.
+trap 'status=$?; kill $server 2>/dev/null; [ $status -ne 0 ] && grep -E "ERROR|panicked" "$log" | tail -20; rm -rf "$data"' EXIT
 for _ in $(seq 1 300); do
   grep -q "^hyyve API on" "$log" && break
   kill -0 $server 2>/dev/null || { cat "$log"; exit 1; }

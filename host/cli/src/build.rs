@@ -274,6 +274,13 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    /// One test at a time: a script written by one test while another forks can be held
+    /// open in the child, and executing it then fails with "text file busy".
+    fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        LOCK.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// A toolchain of shell scripts: `rustc` prints `sysroot`, `rustup` records its
     /// arguments in `rustup.args` and, when `installs`, creates the target's library.
     fn fake_toolchain(dir: &Path, sysroot: &Path, rustup_installs: bool) -> Toolchain {
@@ -303,6 +310,7 @@ mod tests {
 
     #[test]
     fn a_present_target_is_left_alone() {
+        let _serial = one_at_a_time();
         let dir = tempfile::tempdir().unwrap();
         let sysroot = dir.path().join("sysroot");
         std::fs::create_dir_all(sysroot.join("lib/rustlib").join(TARGET).join("lib")).unwrap();
@@ -319,6 +327,7 @@ mod tests {
 
     #[test]
     fn a_missing_target_is_added_with_rustup() {
+        let _serial = one_at_a_time();
         let dir = tempfile::tempdir().unwrap();
         let sysroot = dir.path().join("sysroot");
         // Another target's library does not count.
@@ -336,6 +345,7 @@ mod tests {
 
     #[test]
     fn a_failed_install_names_the_command_to_run() {
+        let _serial = one_at_a_time();
         let dir = tempfile::tempdir().unwrap();
         let sysroot = dir.path().join("sysroot");
         let toolchain = fake_toolchain(dir.path(), &sysroot, false);

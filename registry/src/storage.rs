@@ -54,6 +54,19 @@ pub async fn open_database(url: &str) -> Result<(AnyPool, Backend), RegistryErro
         // A ping before each use is a second round trip for every query; a SQLite file
         // has no network in between to drop the connection, a PostgreSQL server has.
         .test_before_acquire(backend == Backend::Postgres)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                // sqlx's default is 5 s. A commit's fsync can take longer than that on a
+                // busy disk (a build writing back gigabytes), and every other writer then
+                // waits behind it: waiting longer is right, failing the request is not.
+                if backend == Backend::Sqlite {
+                    sqlx::query("PRAGMA busy_timeout = 30000")
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
         .connect(&url)
         .await?;
     match backend {
@@ -178,4 +191,27 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_connections_wait_for_a_slow_writer() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+        let (pool, backend) = open_database(&url).await.expect("opens");
+        assert_eq!(backend, Backend::Sqlite);
+        // Every connection of the pool, not only the first: hold two at once.
+        let mut first = pool.acquire().await.expect("first");
+        let mut second = pool.acquire().await.expect("second");
+        for conn in [&mut first, &mut second] {
+            let timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                .fetch_one(&mut **conn)
+                .await
+                .expect("reads the pragma");
+            assert_eq!(timeout, 30_000);
+        }
+    }
 }

@@ -21,14 +21,16 @@ port=$((20000 + RANDOM % 20000))
 server=$!
 # On failure the server's log says what a 5xx was.
 trap 'status=$?; kill $server 2>/dev/null; [ $status -ne 0 ] && grep -E "ERROR|panicked" "$log" | tail -20; rm -rf "$data"' EXIT
-for _ in $(seq 1 300); do
+# A first start may build the first-party plugins: allow it minutes, then say why.
+for _ in $(seq 1 1500); do
   grep -q "^hyyve API on" "$log" && break
   kill -0 $server 2>/dev/null || { cat "$log"; exit 1; }
   sleep 0.2
 done
+grep -q "^hyyve API on" "$log" || { echo "hyyve serve did not start in 5 min:"; cat "$log"; exit 1; }
 url="http://127.0.0.1:$port"
 HYYVE_KEY="$(grep -o 'hyyve_sk_[0-9a-f]*' "$log" | head -1)"
-second="$(curl -sf -X POST "$url/v1/keys" -H "authorization: Bearer $HYYVE_KEY" \
+second="$(curl -sS --fail-with-body -X POST "$url/v1/keys" -H "authorization: Bearer $HYYVE_KEY" \
   -H 'content-type: application/json' -d '{"name": "contract", "role": "owner"}' \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["secret"])')"
 

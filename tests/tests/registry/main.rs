@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod flows;
+mod schema_parity;
 
 use hyyve_registry::signing::KeyPair;
 use hyyve_registry::storage::Blobs;

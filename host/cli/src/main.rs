@@ -1,4 +1,4 @@
-//! `hyyve`: run workflows, build and inspect plugins, benchmark the host.
+//! `hyyve`: run workflows, build and inspect plugins, publish and install, serve.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -115,42 +115,6 @@ enum Command {
     /// Tenancy administration: bootstrap an organization, print the permission matrix.
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// Run the benchmarks of BENCHMARKS.md (build with --release).
-    Bench {
-        /// Calls measured for the instance benchmark.
-        #[arg(long, default_value_t = 5000)]
-        iterations: usize,
-        /// Run only the capability-policy benchmarks (calls per figure: --iterations / 10).
-        #[arg(long)]
-        capabilities: bool,
-        /// Run only the registry benchmarks (publish-to-installable, search).
-        #[arg(long)]
-        registry: bool,
-        /// Run only the hostile-plugin benchmark (RSS and a neighbour's latency while
-        /// 16 plugins hoard each kind of host resource).
-        #[arg(long)]
-        hostile: bool,
-        /// Listings published for the search benchmark.
-        #[arg(long, default_value_t = 10_000)]
-        listings: usize,
-        /// Run only the server benchmarks (runs/s through the HTTP API, latency,
-        /// fairness under a flood), against a `hyyve serve` child process.
-        #[arg(long)]
-        server: bool,
-        /// Runs of the --server throughput figure.
-        #[arg(long, default_value_t = 20_000)]
-        runs: usize,
-        /// Runs the flooding workspace starts in the --server fairness figure.
-        #[arg(long, default_value_t = 10_000)]
-        flood: usize,
-        /// Concurrent HTTP clients of --server.
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
-        /// Database for --registry or --server (default: a fresh SQLite file; for
-        /// PostgreSQL, --server works in a fresh schema it drops at the end).
-        #[arg(long)]
-        database_url: Option<String>,
-    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -572,46 +536,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Admin(command) => {
             serve_cli::admin(&cli.data_dir, runtime(&cli.data_dir)?, command).await?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Bench {
-            iterations,
-            capabilities,
-            registry,
-            hostile,
-            listings,
-            server,
-            runs,
-            flood,
-            concurrency,
-            database_url,
-        } => {
-            let repo = build::repo_root();
-            if server {
-                let config = hyyve::bench_server::BenchConfig {
-                    database_url,
-                    runs,
-                    flood,
-                    concurrency,
-                };
-                hyyve::bench_server::run(&repo, config).await?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            if registry {
-                hyyve::bench_registry::run(&repo, database_url, listings).await?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            if hostile {
-                print!("{}", hyyve::bench_hostile::run(&repo).await?);
-                return Ok(ExitCode::SUCCESS);
-            }
-            if !capabilities {
-                print!("{}", hyyve::bench::run_all(&repo, iterations).await?);
-            }
-            print!(
-                "{}",
-                hyyve::bench_capabilities::run(&repo, (iterations / 10).max(10)).await?
-            );
             Ok(ExitCode::SUCCESS)
         }
     }

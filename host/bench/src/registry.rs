@@ -1,4 +1,4 @@
-//! `hyyve bench --registry`: publish-to-installable latency of a 2 MB component, and
+//! `hyyve-bench --registry`: publish-to-installable latency of a 2 MB component, and
 //! search latency over many listings, on SQLite or on the database of `--database-url`.
 //! Figures are printed as they are measured: the listing fill takes minutes.
 
@@ -14,7 +14,7 @@ use hyyve_registry::storage::Blobs;
 use hyyve_registry::{Registry, RegistryConfig};
 use hyyve_runtime::{Runtime, RuntimeConfig};
 
-use crate::build;
+use hyyve::build;
 
 const COMPONENT_BYTES: usize = 2 * 1024 * 1024;
 

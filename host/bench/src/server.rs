@@ -1,4 +1,4 @@
-//! `hyyve bench --server`: the server under load from a second process. This process
+//! `hyyve-bench --server`: the server under load from a second process. This process
 //! starts `hyyve serve` as a child on a fresh data dir (SQLite, or a fresh schema of the
 //! PostgreSQL database of `--database-url`), bootstraps a second organization with
 //! `hyyve admin bootstrap`, and drives both over HTTP on loopback:
@@ -67,7 +67,7 @@ pub async fn run(repo: &Path, config: BenchConfig) -> anyhow::Result<()> {
         None => None,
     };
     let database_url = database.as_ref().map(|d| d.url.clone());
-    let exe = std::env::current_exe()?;
+    let exe = crate::sibling_binary("hyyve")?;
     let hyyve = Hyyve {
         exe: &exe,
         repo,
@@ -303,7 +303,7 @@ fn percentile(values: &[f64], q: f64) -> f64 {
     sorted[rank - 1]
 }
 
-/// How to invoke this binary on the bench's data dir and database.
+/// How to invoke the `hyyve` binary on the bench's data dir and database.
 struct Hyyve<'a> {
     exe: &'a Path,
     repo: &'a Path,

@@ -1,4 +1,4 @@
-//! `hyyve bench`: the figures recorded in BENCHMARKS.md. Benchmarks, not tests: they
+//! `hyyve-bench`: the figures recorded in BENCHMARKS.md. Benchmarks, not tests: they
 //! measure and print, they do not assert timings.
 
 use std::fmt::Write as _;
@@ -14,7 +14,7 @@ use hyyve_runtime::{
 use hyyve_workflow::{Edge, Executor, ExecutorConfig, NodeSpec, Workflow};
 use serde_json::json;
 
-use crate::resolve::Resolver;
+use hyyve::resolve::Resolver;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -147,10 +147,7 @@ pub async fn run_all(repo: &Path, iterations: usize) -> anyhow::Result<String> {
     );
 
     // 3. The same work as one native process per invocation.
-    let native = std::env::current_exe()?
-        .parent()
-        .context("executable has no folder")?
-        .join("fibo-native");
+    let native = crate::sibling_binary("fibo-native")?;
     let started = Instant::now();
     for _ in 0..400 {
         let status = std::process::Command::new(&native)

@@ -1,4 +1,4 @@
-//! `hyyve bench --hostile`: what hostile plugins cost the host process. For each class of
+//! `hyyve-bench --hostile`: what hostile plugins cost the host process. For each class of
 //! host-side resource (and linear memory, for comparison), 16 invocations of a plugin
 //! that hoards it run at once, as the server's 16 workers would, while a neighbour
 //! workspace invokes a trivial node in a loop. Reported: the process's resident memory
@@ -18,8 +18,8 @@ use hyyve_runtime::{
 };
 use serde_json::json;
 
-use crate::build;
-use crate::resolve;
+use hyyve::build;
+use hyyve::resolve;
 
 /// Hostile invocations at once: the server's default worker count.
 const AT_ONCE: usize = 16;

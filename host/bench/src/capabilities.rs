@@ -1,4 +1,4 @@
-//! `hyyve bench --capabilities`: what the capability policy costs. The policy decision
+//! `hyyve-bench --capabilities`: what the capability policy costs. The policy decision
 //! on an allowed request (rule match, resolution, address check) against a loopback HTTP
 //! round trip, and a trivial invocation with every capability granted against none.
 
@@ -15,8 +15,8 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::build;
-use crate::resolve;
+use hyyve::build;
+use hyyve::resolve;
 
 const HOST: &str = "bench.local";
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello";
@@ -79,7 +79,7 @@ async fn invoke(
     config: serde_json::Value,
     grant: &Arc<Grant>,
 ) -> anyhow::Result<Duration> {
-    crate::bench::timed_invoke(runtime, plugin, node_type, config, json!({}), grant).await
+    crate::instance::timed_invoke(runtime, plugin, node_type, config, json!({}), grant).await
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {

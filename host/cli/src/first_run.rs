@@ -4,6 +4,7 @@
 //! published to the registry, installed in the workspace, and the example workflow
 //! stored there.
 
+use hyyve_policy::AuditAction;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -57,7 +58,7 @@ pub async fn seed(data_dir: &Path, repo: &Path, state: &AppState) -> anyhow::Res
             .audit
             .record(
                 &principal,
-                "plugin.install",
+                AuditAction::PluginInstall,
                 &format!("install/{id}"),
                 install.audit_detail(),
             )

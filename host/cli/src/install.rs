@@ -7,6 +7,7 @@
 //! workspace accepts for one plugin). Each is optional; absent means the defaults, an
 //! organization policy that bounds nothing, and a workspace that accepts what is left.
 
+use hyyve_policy::AuditAction;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -163,7 +164,7 @@ impl Installer {
         }
         self.audit.append(AuditEvent {
             actor: self.actor.clone(),
-            action: "policy.change".into(),
+            action: AuditAction::PolicyChange.as_str().into(),
             subject: "policy".into(),
             detail: serde_json::json!({ "from": last.trim(), "to": self.policy.digest }),
         })?;
@@ -210,7 +211,7 @@ impl Installer {
         let Some(grant) = explanation.grant.clone() else {
             self.audit.append(AuditEvent {
                 actor: self.actor.clone(),
-                action: "plugin.install_refused".into(),
+                action: AuditAction::PluginInstallRefused.as_str().into(),
                 subject: format!("workspace/{}/{id}", self.workspace),
                 detail: serde_json::json!({ "reason": explanation.refused }),
             })?;
@@ -234,7 +235,7 @@ impl Installer {
         std::fs::rename(&tmp, &path)?;
         self.audit.append(AuditEvent {
             actor: self.actor.clone(),
-            action: "plugin.install".into(),
+            action: AuditAction::PluginInstall.as_str().into(),
             subject: format!("workspace/{}/{id}", self.workspace),
             detail: serde_json::json!({
                 "version": manifest.plugin.version.to_string(),

@@ -1,5 +1,6 @@
 //! `hyyve`: run workflows, build and inspect plugins, publish and install, serve.
 
+use hyyve_policy::AuditAction;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -299,16 +300,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let run_id = format!("run-{}", std::process::id());
             let report = executor.run(plan, &run_id, &input).await?;
             for node in &report.nodes {
+                let plugin = spec
+                    .nodes
+                    .iter()
+                    .find(|n| n.id == node.id)
+                    .map(|n| n.plugin.as_str());
                 for denial in &node.metering.denials {
-                    audit.append(AuditEvent {
-                        actor: format!("plugin-node:{}", node.id),
-                        action: "capability.denied".into(),
-                        subject: format!(
-                            "workspace/{}/run/{run_id}/node/{}",
-                            cli.workspace, node.id
-                        ),
-                        detail: serde_json::to_value(denial)?,
-                    })?;
+                    let subject =
+                        format!("workspace/{}/run/{run_id}/node/{}", cli.workspace, node.id);
+                    audit.append(denial.audit_event(
+                        plugin.unwrap_or_default(),
+                        subject,
+                        i64::from(node.attempts),
+                    ))?;
                 }
             }
             if let Some(registry) = &registry {
@@ -371,7 +375,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map_err(registry_cli::coded)?;
             audit_log(&cli.data_dir)?.append(AuditEvent {
                 actor: cli.actor.clone(),
-                action: "registry.publish".into(),
+                action: AuditAction::PackagePublish.as_str().into(),
                 subject: format!("plugin/{}", record.reference()),
                 detail: serde_json::json!({ "component_digest": record.component_digest }),
             })?;
@@ -500,7 +504,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     store.put(ws, &name, &SecretValue::new(value))?;
                     audit.append(AuditEvent {
                         actor: cli.actor.clone(),
-                        action: "secret.set".into(),
+                        action: AuditAction::SecretSet.as_str().into(),
                         subject: format!("workspace/{ws}/secret/{name}"),
                         detail: serde_json::Value::Null,
                     })?;
@@ -516,7 +520,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                     audit.append(AuditEvent {
                         actor: cli.actor.clone(),
-                        action: "secret.delete".into(),
+                        action: AuditAction::SecretDelete.as_str().into(),
                         subject: format!("workspace/{ws}/secret/{name}"),
                         detail: serde_json::Value::Null,
                     })?;

@@ -5,6 +5,7 @@
 //! (SQLite) unless `HYYVE_DATABASE_URL` or `DATABASE_URL` names another database, blobs in
 //! `<data>/blobs` unless `HYYVE_BLOB_URL` names a store (`s3://…`, `file:///…`).
 
+use hyyve_policy::AuditAction;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -376,7 +377,7 @@ pub async fn install(
         record(
             audit,
             actor,
-            "vetting.request",
+            AuditAction::VettingRequest,
             format!("organization/{}/vetting/{}", org.name, request.id),
             serde_json::to_value(&request)?,
         )?;
@@ -485,7 +486,7 @@ pub async fn registry_command(
             record(
                 audit,
                 actor,
-                "registry.yank",
+                AuditAction::PackageYank,
                 format!("plugin/{id}@{version}"),
                 serde_json::json!({ "reason": reason, "effect": hyyve_registry::YANK_EFFECT }),
             )?;
@@ -497,7 +498,7 @@ pub async fn registry_command(
                 .add_publisher(&key.owner, &key, actor)
                 .await
                 .map_err(coded)?;
-            audit_account(audit, actor, "registry.publisher_add", &key)?;
+            audit_account(audit, actor, AuditAction::PublisherAdd, &key)?;
             println!("publisher {} registered with key {}", key.owner, key.key_id);
         }
         RegistryCommand::AddOrganization { key } => {
@@ -506,7 +507,7 @@ pub async fn registry_command(
                 .add_organization(&key.owner, &key, actor)
                 .await
                 .map_err(coded)?;
-            audit_account(audit, actor, "registry.organization_add", &key)?;
+            audit_account(audit, actor, AuditAction::OrganizationAdd, &key)?;
             println!(
                 "organization {} registered with key {}",
                 key.owner, key.key_id
@@ -534,7 +535,7 @@ pub async fn registry_command(
                 .add_key(kind, &key, authorization)
                 .await
                 .map_err(coded)?;
-            audit_account(audit, actor, "registry.key_add", &key)?;
+            audit_account(audit, actor, AuditAction::SigningKeyAdd, &key)?;
             println!("key {} added to {}", key.key_id, key.owner);
         }
         RegistryCommand::RevokeKey { key_id } => {
@@ -542,7 +543,7 @@ pub async fn registry_command(
             record(
                 audit,
                 actor,
-                "registry.key_revoke",
+                AuditAction::SigningKeyRevoke,
                 format!("key/{key_id}"),
                 serde_json::Value::Null,
             )?;
@@ -559,7 +560,7 @@ pub async fn registry_command(
             record(
                 audit,
                 actor,
-                "registry.namespace_assign",
+                AuditAction::NamespaceAssign,
                 format!("namespace/{namespace}"),
                 serde_json::json!({ "publisher": publisher }),
             )?;
@@ -580,23 +581,18 @@ pub async fn registry_command(
 fn record(
     audit: &AuditLog,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     subject: String,
     detail: serde_json::Value,
 ) -> anyhow::Result<()> {
-    audit.append(AuditEvent {
-        actor: actor.to_owned(),
-        action: action.into(),
-        subject,
-        detail,
-    })?;
+    audit.append(AuditEvent::new(actor, action, subject, detail))?;
     Ok(())
 }
 
 fn audit_account(
     audit: &AuditLog,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     key: &PublicKeyFile,
 ) -> anyhow::Result<()> {
     record(
@@ -657,7 +653,7 @@ pub async fn vet_command(
             record(
                 audit,
                 actor,
-                "vetting.approve",
+                AuditAction::VettingApprove,
                 format!("organization/{organization}/vetting/{id}"),
                 serde_json::json!({
                     "plugin": request.plugin, "version": request.version,
@@ -674,7 +670,7 @@ pub async fn vet_command(
             record(
                 audit,
                 actor,
-                "vetting.reject",
+                AuditAction::VettingReject,
                 format!("organization/{organization}/vetting/{id}"),
                 serde_json::json!({
                     "plugin": request.plugin, "version": request.version, "reason": reason,

@@ -75,6 +75,21 @@ fn invalid_workflows_exit_2_naming_the_node_and_field() {
 
     let out = hyyve(&["run", "examples/does-not-exist.json"], &data);
     assert_eq!(out.status.code(), Some(2));
+
+    // The run input is checked before anything runs, as the server's 422 does: `vars`
+    // is declared an object, so leaving it out is refused, as is a value that breaks it.
+    for input in [None, Some(r#"{"vars": {"name": "Ada"}}"#)] {
+        let mut args = vec!["run", "examples/greet.json"];
+        args.extend(input.iter().flat_map(|i| ["--input", *i]));
+        let out = hyyve(&args, &data);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{input:?}: {stderr}");
+        assert!(stderr.contains("vars"), "{stderr}");
+        assert!(
+            !text(&out.stdout).contains("hello"),
+            "nothing ran: {input:?}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&data);
 }
 
@@ -349,5 +364,7 @@ fn a_denied_capability_fails_the_node_with_its_kind_and_is_audited() {
         .unwrap_or_else(|| panic!("no denial in {audit}"));
     assert!(denied.contains("secret_denied"), "{denied}");
     assert!(denied.contains("/node/steal"), "{denied}");
+    // The same actor as the server's: the plugin that asked, not the node it ran as.
+    assert!(denied.contains(&format!("plugin:{wasm}")), "{denied}");
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -263,11 +263,7 @@ fn publish_search_install_run_yank() {
     );
 
     let audit = ok(&data, "local", &["audit", "--json"]);
-    for action in [
-        "registry.publisher_add",
-        "registry.publish",
-        "registry.yank",
-    ] {
+    for action in ["registry.publisher_add", "package.publish", "package.yank"] {
         assert!(audit.contains(action), "{action} not audited: {audit}");
     }
 }

@@ -11,6 +11,129 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// Every action the audit log records, in local mode and in the server alike: one
+/// vocabulary, so a log reads the same whichever mode wrote it. Stored as its dotted
+/// name ([`AuditAction::as_str`]), which the hash chain covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    /// A package version was published to the registry.
+    PackagePublish,
+    /// A package version was yanked: new installs refused, pinned ones keep running.
+    PackageYank,
+    /// A publisher account was registered with its first key.
+    PublisherAdd,
+    /// An organization account was registered with its first key.
+    OrganizationAdd,
+    /// A signing key was added to a publisher or organization.
+    SigningKeyAdd,
+    /// A signing key was revoked: it signs nothing from now on.
+    SigningKeyRevoke,
+    /// A namespace was assigned to a publisher.
+    NamespaceAssign,
+    /// A plugin was installed in a workspace, with its effective grant.
+    PluginInstall,
+    /// An install was refused (policy, vetting, yanked version).
+    PluginInstallRefused,
+    /// A plugin was uninstalled from a workspace.
+    PluginUninstall,
+    /// An organization policy or workspace grant changed.
+    PolicyChange,
+    /// A third-party package awaits the organization's review.
+    VettingRequest,
+    /// The organization approved a package version.
+    VettingApprove,
+    /// The organization rejected a package version.
+    VettingReject,
+    /// A plugin asked for something its grant does not allow.
+    CapabilityDenied,
+    /// An API key was made.
+    ApiKeyCreate,
+    /// An API key was revoked.
+    ApiKeyRevoke,
+    /// A member joined a workspace.
+    MemberAdd,
+    /// A member's role changed.
+    MemberRole,
+    /// A member left a workspace.
+    MemberRemove,
+    /// A secret was set for the first time.
+    SecretSet,
+    /// A secret's value was replaced.
+    SecretReplace,
+    /// A secret was deleted.
+    SecretDelete,
+}
+
+impl AuditAction {
+    /// Every action, for documentation and tests.
+    pub const ALL: [AuditAction; 23] = [
+        Self::PackagePublish,
+        Self::PackageYank,
+        Self::PublisherAdd,
+        Self::OrganizationAdd,
+        Self::SigningKeyAdd,
+        Self::SigningKeyRevoke,
+        Self::NamespaceAssign,
+        Self::PluginInstall,
+        Self::PluginInstallRefused,
+        Self::PluginUninstall,
+        Self::PolicyChange,
+        Self::VettingRequest,
+        Self::VettingApprove,
+        Self::VettingReject,
+        Self::CapabilityDenied,
+        Self::ApiKeyCreate,
+        Self::ApiKeyRevoke,
+        Self::MemberAdd,
+        Self::MemberRole,
+        Self::MemberRemove,
+        Self::SecretSet,
+        Self::SecretReplace,
+        Self::SecretDelete,
+    ];
+
+    /// The dotted name stored in the log and shown by `hyyve audit` and `GET /v1/audit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PackagePublish => "package.publish",
+            Self::PackageYank => "package.yank",
+            Self::PublisherAdd => "registry.publisher_add",
+            Self::OrganizationAdd => "registry.organization_add",
+            Self::SigningKeyAdd => "registry.key_add",
+            Self::SigningKeyRevoke => "registry.key_revoke",
+            Self::NamespaceAssign => "registry.namespace_assign",
+            Self::PluginInstall => "plugin.install",
+            Self::PluginInstallRefused => "plugin.install_refused",
+            Self::PluginUninstall => "plugin.uninstall",
+            Self::PolicyChange => "policy.change",
+            Self::VettingRequest => "vetting.request",
+            Self::VettingApprove => "vetting.approve",
+            Self::VettingReject => "vetting.reject",
+            Self::CapabilityDenied => "capability.denied",
+            Self::ApiKeyCreate => "key.create",
+            Self::ApiKeyRevoke => "key.revoke",
+            Self::MemberAdd => "member.add",
+            Self::MemberRole => "member.role",
+            Self::MemberRemove => "member.remove",
+            Self::SecretSet => "secret.set",
+            Self::SecretReplace => "secret.replace",
+            Self::SecretDelete => "secret.delete",
+        }
+    }
+
+    /// The actor of a denial: the plugin that asked, whichever node of which run it ran as
+    /// (the subject names the run and node).
+    pub fn denial_actor(plugin: &str) -> String {
+        format!("plugin:{plugin}")
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
@@ -22,6 +145,23 @@ pub struct AuditEvent {
     pub subject: String,
     /// Action-specific details (never secret values).
     pub detail: serde_json::Value,
+}
+
+impl AuditEvent {
+    /// An event of the shared vocabulary.
+    pub fn new(
+        actor: impl Into<String>,
+        action: AuditAction,
+        subject: impl Into<String>,
+        detail: serde_json::Value,
+    ) -> Self {
+        Self {
+            actor: actor.into(),
+            action: action.as_str().to_owned(),
+            subject: subject.into(),
+            detail,
+        }
+    }
 }
 
 /// One stored entry.
@@ -213,6 +353,20 @@ fn read_entries(path: &Path) -> Result<Vec<AuditEntry>, AuditError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_action_has_its_own_dotted_name() {
+        let names: std::collections::HashSet<&str> =
+            AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(names.len(), AuditAction::ALL.len());
+        for name in names {
+            let (area, verb) = name.split_once('.').expect("dotted");
+            assert!(
+                !area.is_empty() && !verb.is_empty() && !verb.contains('.'),
+                "{name}"
+            );
+        }
+    }
 
     fn event(action: &str) -> AuditEvent {
         AuditEvent {

@@ -13,7 +13,7 @@ pub mod layers;
 mod manifest;
 mod pattern;
 
-pub use audit::{AuditEntry, AuditError, AuditEvent, AuditLog};
+pub use audit::{AuditAction, AuditEntry, AuditError, AuditEvent, AuditLog};
 pub use error::{ManifestError, PolicyError};
 pub use grant::{
     Cut, ExplainedCapability, Explanation, Grant, GrantedLimits, HttpGrant, Layer, effective_grant,

@@ -8,6 +8,7 @@
 //! An entry is appended after the change it records has committed: a process that dies
 //! between the two leaves that change unaudited (written down in the README).
 
+use hyyve_policy::AuditAction;
 use hyyve_policy::audit::{GENESIS, verify_chain};
 use hyyve_policy::{AuditEntry, AuditEvent};
 use serde::{Deserialize, Serialize};
@@ -123,16 +124,11 @@ impl Audit {
     pub async fn record(
         &self,
         principal: &Principal,
-        action: &str,
+        action: AuditAction,
         subject: &str,
         detail: Value,
     ) -> Result<(), ApiError> {
-        let event = AuditEvent {
-            actor: actor(principal),
-            action: action.into(),
-            subject: subject.into(),
-            detail,
-        };
+        let event = AuditEvent::new(actor(principal), action, subject, detail);
         self.append(&principal.workspace_id, event).await
     }
 

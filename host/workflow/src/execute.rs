@@ -35,8 +35,9 @@ impl Default for ExecutorConfig {
         Self {
             concurrency: 4,
             workspace: "default".into(),
-            retries: 0,
-            retry_backoff: Duration::from_millis(100),
+            // The same in local mode and the server: both take these defaults.
+            retries: 2,
+            retry_backoff: Duration::from_millis(50),
         }
     }
 }
@@ -364,6 +365,19 @@ fn check_run_input(plan: &Plan, input: &Value) -> Result<Map<String, Value>, Run
                 name: name.clone(),
                 field: v.field,
                 message: v.message,
+            });
+        }
+    }
+    // An absent input is checked as null: a declared schema that null does not satisfy
+    // (`{"type": "object"}`) makes the input required; `{}` leaves it optional.
+    for (name, schema) in &plan.run_inputs {
+        if !object.contains_key(name)
+            && let Some(v) = schema.violation(&Value::Null)
+        {
+            return Err(RunInputError {
+                name: name.clone(),
+                field: v.field,
+                message: format!("missing ({})", v.message),
             });
         }
     }

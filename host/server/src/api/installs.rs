@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use hyyve_policy::AuditAction;
 use hyyve_policy::OrgPolicy;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -80,7 +81,7 @@ pub async fn create(
         .audit
         .record(
             &principal,
-            "plugin.install",
+            AuditAction::PluginInstall,
             &format!("install/{}", install.plugin),
             install.audit_detail(),
         )
@@ -124,7 +125,7 @@ pub async fn delete(
         .audit
         .record(
             &principal,
-            "plugin.uninstall",
+            AuditAction::PluginUninstall,
             &format!("install/{plugin}"),
             serde_json::json!({}),
         )
@@ -166,7 +167,7 @@ pub async fn put_policy(
         .audit
         .record(
             &principal,
-            "policy.change",
+            AuditAction::PolicyChange,
             &format!("org/{}", principal.org_name),
             detail,
         )

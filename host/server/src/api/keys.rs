@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use hyyve_policy::AuditAction;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -67,7 +68,7 @@ pub async fn create(
         .audit
         .record(
             &principal,
-            "key.create",
+            AuditAction::ApiKeyCreate,
             &format!("key/{}", key.key.id),
             detail,
         )
@@ -96,7 +97,12 @@ pub async fn revoke(
     let detail = serde_json::json!({ "name": revoked.name, "role": revoked.role });
     state
         .audit
-        .record(&principal, "key.revoke", &format!("key/{id}"), detail)
+        .record(
+            &principal,
+            AuditAction::ApiKeyRevoke,
+            &format!("key/{id}"),
+            detail,
+        )
         .await?;
     Ok(Json(revoked))
 }

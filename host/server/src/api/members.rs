@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use hyyve_policy::AuditAction;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -70,7 +71,7 @@ pub async fn add(
         .audit
         .record(
             &principal,
-            "member.add",
+            AuditAction::MemberAdd,
             &format!("member/{}", member.id),
             detail,
         )
@@ -102,7 +103,12 @@ pub async fn set_role(
         serde_json::json!({ "name": member.name, "from": current.role, "to": member.role });
     state
         .audit
-        .record(&principal, "member.role", &format!("member/{id}"), detail)
+        .record(
+            &principal,
+            AuditAction::MemberRole,
+            &format!("member/{id}"),
+            detail,
+        )
         .await?;
     Ok(Json(member))
 }
@@ -127,7 +133,12 @@ pub async fn remove(
     let detail = serde_json::json!({ "name": current.name, "role": current.role });
     state
         .audit
-        .record(&principal, "member.remove", &format!("member/{id}"), detail)
+        .record(
+            &principal,
+            AuditAction::MemberRemove,
+            &format!("member/{id}"),
+            detail,
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

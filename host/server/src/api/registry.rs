@@ -5,6 +5,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
+use hyyve_policy::AuditAction;
 use hyyve_policy::PluginKind;
 use hyyve_registry::VersionRecord;
 use hyyve_registry::marketplace::{Listing, ListingDetail, SearchQuery};
@@ -181,7 +182,12 @@ pub async fn publish(
     let detail = serde_json::json!({ "digest": record.component_digest });
     state
         .audit
-        .record(&principal, "package.publish", &record.reference(), detail)
+        .record(
+            &principal,
+            AuditAction::PackagePublish,
+            &record.reference(),
+            detail,
+        )
         .await?;
     let body = serde_json::json!({
         "id": record.id,
@@ -258,7 +264,12 @@ pub async fn yank(
     });
     state
         .audit
-        .record(&principal, "package.yank", &record.reference(), detail)
+        .record(
+            &principal,
+            AuditAction::PackageYank,
+            &record.reference(),
+            detail,
+        )
         .await?;
     Ok(Json(record.into()))
 }

@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use hyyve_policy::AuditAction;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -66,8 +67,8 @@ pub async fn put(
         .set(&principal.workspace_id, &name, body.value)
         .await?;
     let (status, action) = match replaced {
-        true => (StatusCode::NO_CONTENT, "secret.replace"),
-        false => (StatusCode::CREATED, "secret.set"),
+        true => (StatusCode::NO_CONTENT, AuditAction::SecretReplace),
+        false => (StatusCode::CREATED, AuditAction::SecretSet),
     };
     state
         .audit
@@ -97,7 +98,7 @@ pub async fn delete(
         .audit
         .record(
             &principal,
-            "secret.delete",
+            AuditAction::SecretDelete,
             &format!("secret/{name}"),
             serde_json::json!({}),
         )

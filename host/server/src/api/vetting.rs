@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use hyyve_policy::AuditAction;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -100,11 +101,11 @@ async fn decide(
     let (request, action) = match verdict {
         Verdict::Approve => (
             state.registry.approve(org, id, actor, reason, None).await?,
-            "vetting.approve",
+            AuditAction::VettingApprove,
         ),
         Verdict::Reject => (
             state.registry.reject(org, id, actor, reason).await?,
-            "vetting.reject",
+            AuditAction::VettingReject,
         ),
     };
     let subject = format!("{}@{}", request.plugin, request.version);

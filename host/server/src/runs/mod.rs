@@ -61,8 +61,8 @@ impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {
             workers: 16,
-            retries: 2,
-            retry_backoff: std::time::Duration::from_millis(50),
+            retries: hyyve_workflow::ExecutorConfig::default().retries,
+            retry_backoff: hyyve_workflow::ExecutorConfig::default().retry_backoff,
             max_executions: 3,
             instance: "local".into(),
             lease: std::time::Duration::from_secs(30),

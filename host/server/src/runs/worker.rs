@@ -272,16 +272,12 @@ impl Progress {
         let workspace = self.workspace_id.clone();
         let events: Vec<AuditEvent> = denials
             .iter()
-            .map(|denial| AuditEvent {
-                actor: format!("plugin:{plugin}"),
-                action: "capability.denied".into(),
-                subject: format!("run/{}/node/{node_id}", self.run_id),
-                detail: serde_json::json!({
-                    "capability": denial.kind.capability(),
-                    "kind": denial.kind.as_str(),
-                    "detail": denial.detail,
-                    "attempt": attempt,
-                }),
+            .map(|denial| {
+                denial.audit_event(
+                    plugin,
+                    format!("run/{}/node/{node_id}", self.run_id),
+                    attempt,
+                )
             })
             .collect();
         tokio::spawn(async move {

@@ -149,13 +149,31 @@ impl Registry {
         runtime: Arc<Runtime>,
     ) -> Result<Self, RegistryError> {
         let (db, backend) = open_database(&config.database_url).await?;
-        Ok(Self {
+        Ok(Self::with_database(
             db,
             backend,
-            blobs: config.blobs,
+            config.blobs,
+            config.max_package_bytes,
             runtime,
-            max_package_bytes: config.max_package_bytes,
-        })
+        ))
+    }
+
+    /// The registry on a database already opened (and migrated) by [`open_database`]:
+    /// how the server shares one pool between the registry and its own tables.
+    pub fn with_database(
+        db: AnyPool,
+        backend: Backend,
+        blobs: Blobs,
+        max_package_bytes: u64,
+        runtime: Arc<Runtime>,
+    ) -> Self {
+        Self {
+            db,
+            backend,
+            blobs,
+            runtime,
+            max_package_bytes,
+        }
     }
 
     /// The database, shared with the server's tables (one migration sequence).

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use hyyve::build;
-use hyyve_runtime::{NodePlugin, Runtime, RuntimeConfig, StaticResolver, SystemResolver};
-use hyyve_secrets::MemorySecretStore;
+use hyyve_runtime::{KvStore, NodePlugin, Runtime, RuntimeConfig, StaticResolver, SystemResolver};
+use hyyve_secrets::{MemorySecretStore, SecretStore};
 use tokio::sync::Mutex;
 
 pub mod http_server;
@@ -40,7 +40,7 @@ pub fn scratch_root() -> PathBuf {
 }
 
 /// Every guest the tests use, by package name.
-pub const GUESTS: [&str; 8] = [
+pub const GUESTS: [&str; 9] = [
     "hyyve-plugin-fibo",
     "hyyve-plugin-text",
     "hyyve-plugin-json",
@@ -49,6 +49,7 @@ pub const GUESTS: [&str; 8] = [
     "guest-command",
     "guest-flaky",
     "guest-secret",
+    "guest-counter",
 ];
 
 /// Path of the built component of `package` (one of [`GUESTS`]); builds all on first use.
@@ -71,34 +72,46 @@ pub fn guest_bytes(package: &str) -> Vec<u8> {
     std::fs::read(guest_path(package)).expect("reading built guest")
 }
 
-/// The runtime shared by the tests of one process (compiled artifacts cached on disk).
+/// The runtime configuration of the tests: compiled artifacts cached on disk, the test
+/// secrets, scratch root, host names and CA.
+pub fn runtime_config() -> RuntimeConfig {
+    let cache_dir = build::repo_root()
+        .join("target")
+        .join("test-data")
+        .join("compiled");
+    RuntimeConfig {
+        cache_dir: Some(cache_dir),
+        secrets: secrets(),
+        scratch_root: Some(scratch_root()),
+        resolver: Arc::new(
+            StaticResolver::new(TEST_NAMES.iter().map(|(name, ips)| {
+                let ips = ips.iter().map(|ip| ip.parse().expect("ip")).collect();
+                (name.to_string(), ips)
+            }))
+            .with_fallback(SystemResolver),
+        ),
+        extra_root_certificates: vec![http_server::tls_server().certificate.clone()],
+        ..RuntimeConfig::default()
+    }
+}
+
+/// The runtime shared by the tests of one process (KV in memory).
 pub fn runtime() -> Arc<Runtime> {
     static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
     RUNTIME
-        .get_or_init(|| {
-            let cache_dir = build::repo_root()
-                .join("target")
-                .join("test-data")
-                .join("compiled");
-            Arc::new(
-                Runtime::new(RuntimeConfig {
-                    cache_dir: Some(cache_dir),
-                    secrets: secrets(),
-                    scratch_root: Some(scratch_root()),
-                    resolver: Arc::new(
-                        StaticResolver::new(TEST_NAMES.iter().map(|(name, ips)| {
-                            let ips = ips.iter().map(|ip| ip.parse().expect("ip")).collect();
-                            (name.to_string(), ips)
-                        }))
-                        .with_fallback(SystemResolver),
-                    ),
-                    extra_root_certificates: vec![http_server::tls_server().certificate.clone()],
-                    ..RuntimeConfig::default()
-                })
-                .expect("runtime starts"),
-            )
-        })
+        .get_or_init(|| Arc::new(Runtime::new(runtime_config()).expect("runtime starts")))
         .clone()
+}
+
+/// A runtime of its own whose plugins keep KV in `kv` and read secrets from `secrets`
+/// (the server's database stores).
+pub fn runtime_with_stores(kv: Arc<dyn KvStore>, secrets: Arc<dyn SecretStore>) -> Arc<Runtime> {
+    let config = RuntimeConfig {
+        kv,
+        secrets,
+        ..runtime_config()
+    };
+    Arc::new(Runtime::new(config).expect("runtime starts"))
 }
 
 /// A loaded node plugin, loaded once per process.

@@ -200,12 +200,17 @@ enum PluginCommand {
 }
 
 fn runtime(data_dir: &std::path::Path) -> anyhow::Result<Arc<Runtime>> {
-    Ok(Arc::new(Runtime::new(RuntimeConfig {
+    Ok(Arc::new(Runtime::new(runtime_config(data_dir)?)?))
+}
+
+/// The data dir's compiled-component cache, secrets and scratch root.
+fn runtime_config(data_dir: &std::path::Path) -> anyhow::Result<RuntimeConfig> {
+    Ok(RuntimeConfig {
         cache_dir: Some(data_dir.join("compiled")),
         secrets: secret_store(data_dir)?,
         scratch_root: Some(data_dir.join("scratch")),
         ..RuntimeConfig::default()
-    })?))
+    })
 }
 
 /// Secrets sealed in `<data>/secrets.json` with `HYYVE_SECRET_KEY`, or with a key file
@@ -501,7 +506,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let mut value = String::new();
                     std::io::Read::read_to_string(&mut std::io::stdin(), &mut value)?;
                     let value = value.trim_end_matches(['\n', '\r']).to_owned();
-                    store.put(ws, &name, &SecretValue::new(value))?;
+                    hyyve_secrets::check_value(&value).map_err(anyhow::Error::msg)?;
+                    store.put(ws, &name, &SecretValue::new(value)).await?;
                     audit.append(AuditEvent {
                         actor: cli.actor.clone(),
                         action: AuditAction::SecretSet.as_str().into(),
@@ -510,12 +516,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     })?;
                 }
                 SecretsCommand::List => {
-                    for name in store.names(ws)? {
+                    for name in store.names(ws).await? {
                         println!("{name}");
                     }
                 }
                 SecretsCommand::Delete { name } => {
-                    if !store.delete(ws, &name)? {
+                    if !store.delete(ws, &name).await? {
                         anyhow::bail!("workspace `{ws}` has no secret `{name}`");
                     }
                     audit.append(AuditEvent {
@@ -532,7 +538,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve_cli::serve(
                 &cli.data_dir,
                 &build::repo_root(),
-                runtime(&cli.data_dir)?,
+                runtime_config(&cli.data_dir)?,
                 listen,
             )
             .await?;

@@ -24,22 +24,31 @@ use hyyve_runtime::Runtime;
 
 use crate::install::Installer;
 
-/// Opens the registry of a data directory.
-pub async fn open(data_dir: &Path, runtime: Arc<Runtime>) -> anyhow::Result<Registry> {
-    let database_url = std::env::var("HYYVE_DATABASE_URL")
+/// The database of a data directory: `HYYVE_DATABASE_URL`, `DATABASE_URL`, else its
+/// SQLite file.
+pub fn database_url(data_dir: &Path) -> String {
+    std::env::var("HYYVE_DATABASE_URL")
         .or_else(|_| std::env::var("DATABASE_URL"))
-        .unwrap_or_else(|_| format!("sqlite://{}", data_dir.join("registry.db").display()));
+        .unwrap_or_else(|_| format!("sqlite://{}", data_dir.join("registry.db").display()))
+}
+
+/// The blob store of a data directory: `HYYVE_BLOB_URL`, else its `blobs` folder.
+pub fn blobs(data_dir: &Path) -> anyhow::Result<Blobs> {
     std::fs::create_dir_all(data_dir)?;
-    let blobs = match std::env::var("HYYVE_BLOB_URL") {
+    Ok(match std::env::var("HYYVE_BLOB_URL") {
         Ok(url) => Blobs::from_url(&url)?,
         Err(_) => Blobs::local(&data_dir.join("blobs"))?,
-    };
-    let max_package_bytes = max_package_bytes();
+    })
+}
+
+/// Opens the registry of a data directory.
+pub async fn open(data_dir: &Path, runtime: Arc<Runtime>) -> anyhow::Result<Registry> {
+    let blobs = blobs(data_dir)?;
     Ok(Registry::open(
         RegistryConfig {
-            database_url,
+            database_url: database_url(data_dir),
             blobs,
-            max_package_bytes,
+            max_package_bytes: max_package_bytes(),
         },
         runtime,
     )

@@ -7,8 +7,13 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use hyyve_runtime::Runtime;
+use hyyve_registry::Registry;
+use hyyve_registry::storage::open_database;
+use hyyve_runtime::{Runtime, RuntimeConfig};
+use hyyve_secrets::SecretKey;
+use hyyve_server::kv::SqlKv;
 use hyyve_server::runs::SchedulerConfig;
+use hyyve_server::secrets::SqlSecretStore;
 use hyyve_server::tenancy::{Bootstrap, Plan};
 use hyyve_server::{AppState, ServerConfig, Tenancy, roles};
 
@@ -35,9 +40,25 @@ pub enum AdminCommand {
     Permissions,
 }
 
-/// The server over the data dir, its worker pool started (open runs resumed).
-async fn state(data_dir: &Path, runtime: Arc<Runtime>) -> anyhow::Result<AppState> {
-    let registry = crate::registry_cli::open(data_dir, runtime).await?;
+/// The server over the data dir, its worker pool started (open runs resumed). Plugin KV
+/// and secrets live in the server's database, so every process on it (with the same
+/// `HYYVE_SECRET_KEY`) shares them.
+async fn state(data_dir: &Path, runtime: RuntimeConfig) -> anyhow::Result<AppState> {
+    let blobs = crate::registry_cli::blobs(data_dir)?;
+    let (db, backend) = open_database(&crate::registry_cli::database_url(data_dir)).await?;
+    let key = SecretKey::from_env_or_file(&data_dir.join("secret.key"))?;
+    let runtime = Arc::new(Runtime::new(RuntimeConfig {
+        kv: Arc::new(SqlKv::new(db.clone())),
+        secrets: Arc::new(SqlSecretStore::new(db.clone(), key)),
+        ..runtime
+    })?);
+    let registry = Registry::with_database(
+        db,
+        backend,
+        blobs,
+        crate::registry_cli::max_package_bytes(),
+        runtime,
+    );
     let config = ServerConfig {
         max_package_bytes: crate::registry_cli::max_package_bytes() as usize,
         platform: crate::install::PolicyFiles::load(data_dir)?.platform,
@@ -117,7 +138,7 @@ pub async fn admin(
 pub async fn serve(
     data_dir: &Path,
     repo: &Path,
-    runtime: Arc<Runtime>,
+    runtime: RuntimeConfig,
     listen: SocketAddr,
 ) -> anyhow::Result<()> {
     let state = state(data_dir, runtime).await?;

@@ -38,6 +38,9 @@ pub enum SecretError {
         /// Its name.
         name: String,
     },
+    /// The store's database could not be reached or refused the operation.
+    #[error("secret store unavailable: {0}")]
+    Unavailable(String),
     /// The store file is not valid.
     #[error("secret store {path} is corrupt: {message}")]
     Corrupt {
@@ -46,6 +49,18 @@ pub enum SecretError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// Largest secret value accepted, in bytes (both modes).
+pub const MAX_SECRET_BYTES: usize = 64 * 1024;
+
+/// A value a store accepts: 1 to [`MAX_SECRET_BYTES`] bytes. The error says which bound,
+/// never the value.
+pub fn check_value(value: &str) -> Result<(), String> {
+    match value.is_empty() || value.len() > MAX_SECRET_BYTES {
+        true => Err(format!("secret value: 1 to {MAX_SECRET_BYTES} bytes")),
+        false => Ok(()),
+    }
 }
 
 /// The 256-bit key that seals every value. Zeroed on drop; never printed.
@@ -120,16 +135,24 @@ impl fmt::Debug for SecretValue {
     }
 }
 
-/// Where workspace secrets live. Implementations keep workspaces apart.
+/// Where workspace secrets live. Implementations keep workspaces apart. Async because
+/// plugins read secrets while they run, and a database store must not block the worker
+/// thread that runs them.
+#[async_trait::async_trait]
 pub trait SecretStore: Send + Sync {
     /// The value of `name` in `workspace`, if set.
-    fn get(&self, workspace: &str, name: &str) -> Result<Option<SecretValue>, SecretError>;
+    async fn get(&self, workspace: &str, name: &str) -> Result<Option<SecretValue>, SecretError>;
     /// Sets (or replaces) a value.
-    fn put(&self, workspace: &str, name: &str, value: &SecretValue) -> Result<(), SecretError>;
+    async fn put(
+        &self,
+        workspace: &str,
+        name: &str,
+        value: &SecretValue,
+    ) -> Result<(), SecretError>;
     /// Removes a value; `true` if it existed.
-    fn delete(&self, workspace: &str, name: &str) -> Result<bool, SecretError>;
+    async fn delete(&self, workspace: &str, name: &str) -> Result<bool, SecretError>;
     /// Names set in `workspace` (never values).
-    fn names(&self, workspace: &str) -> Result<Vec<String>, SecretError>;
+    async fn names(&self, workspace: &str) -> Result<Vec<String>, SecretError>;
 }
 
 /// Sealed values by workspace, then name: base64 of nonce ‖ ciphertext ‖ tag.
@@ -176,8 +199,9 @@ impl FileSecretStore {
     }
 }
 
+#[async_trait::async_trait]
 impl SecretStore for FileSecretStore {
-    fn get(&self, workspace: &str, name: &str) -> Result<Option<SecretValue>, SecretError> {
+    async fn get(&self, workspace: &str, name: &str) -> Result<Option<SecretValue>, SecretError> {
         let sealed = self.lock();
         let Some(text) = sealed.get(workspace).and_then(|w| w.get(name)) else {
             return Ok(None);
@@ -185,7 +209,12 @@ impl SecretStore for FileSecretStore {
         open(&self.key, workspace, name, text).map(Some)
     }
 
-    fn put(&self, workspace: &str, name: &str, value: &SecretValue) -> Result<(), SecretError> {
+    async fn put(
+        &self,
+        workspace: &str,
+        name: &str,
+        value: &SecretValue,
+    ) -> Result<(), SecretError> {
         let text = seal(&self.key, workspace, name, value)?;
         let mut sealed = self.lock();
         let mut next = sealed.clone();
@@ -198,7 +227,7 @@ impl SecretStore for FileSecretStore {
         Ok(())
     }
 
-    fn delete(&self, workspace: &str, name: &str) -> Result<bool, SecretError> {
+    async fn delete(&self, workspace: &str, name: &str) -> Result<bool, SecretError> {
         let mut sealed = self.lock();
         let mut next = sealed.clone();
         let existed = next
@@ -211,7 +240,7 @@ impl SecretStore for FileSecretStore {
         Ok(existed)
     }
 
-    fn names(&self, workspace: &str) -> Result<Vec<String>, SecretError> {
+    async fn names(&self, workspace: &str) -> Result<Vec<String>, SecretError> {
         Ok(self
             .lock()
             .get(workspace)
@@ -238,31 +267,61 @@ impl MemorySecretStore {
     }
 }
 
+#[async_trait::async_trait]
 impl SecretStore for MemorySecretStore {
-    fn get(&self, workspace: &str, name: &str) -> Result<Option<SecretValue>, SecretError> {
+    async fn get(&self, workspace: &str, name: &str) -> Result<Option<SecretValue>, SecretError> {
         Ok(self.lock().get(&(workspace.into(), name.into())).cloned())
     }
 
-    fn put(&self, workspace: &str, name: &str, value: &SecretValue) -> Result<(), SecretError> {
+    async fn put(
+        &self,
+        workspace: &str,
+        name: &str,
+        value: &SecretValue,
+    ) -> Result<(), SecretError> {
         self.lock()
             .insert((workspace.into(), name.into()), value.clone());
         Ok(())
     }
 
-    fn delete(&self, workspace: &str, name: &str) -> Result<bool, SecretError> {
+    async fn delete(&self, workspace: &str, name: &str) -> Result<bool, SecretError> {
         Ok(self
             .lock()
             .remove(&(workspace.into(), name.into()))
             .is_some())
     }
 
-    fn names(&self, workspace: &str) -> Result<Vec<String>, SecretError> {
+    async fn names(&self, workspace: &str) -> Result<Vec<String>, SecretError> {
         Ok(self
             .lock()
             .keys()
             .filter(|(w, _)| w == workspace)
             .map(|(_, n)| n.clone())
             .collect())
+    }
+}
+
+impl SecretKey {
+    /// `value` sealed for `name` in `workspace`: base64 of nonce ‖ ciphertext ‖ tag,
+    /// which opens only with this key and only in that place. For stores of their own
+    /// (the server's database) that keep the sealed text.
+    pub fn seal(
+        &self,
+        workspace: &str,
+        name: &str,
+        value: &SecretValue,
+    ) -> Result<String, SecretError> {
+        seal(self, workspace, name, value)
+    }
+
+    /// The value sealed by [`SecretKey::seal`] for `name` in `workspace`.
+    pub fn open(
+        &self,
+        workspace: &str,
+        name: &str,
+        sealed: &str,
+    ) -> Result<SecretValue, SecretError> {
+        open(self, workspace, name, sealed)
     }
 }
 
@@ -355,8 +414,8 @@ mod tests {
         FileSecretStore::open(dir.join("secrets.json"), key).unwrap()
     }
 
-    #[test]
-    fn values_round_trip_and_are_not_stored_in_clear() {
+    #[tokio::test]
+    async fn values_round_trip_and_are_not_stored_in_clear() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         s.put(
@@ -364,22 +423,23 @@ mod tests {
             "TOKEN",
             &SecretValue::new("hunter2-very-secret".into()),
         )
+        .await
         .unwrap();
         assert_eq!(
-            s.get("ws1", "TOKEN").unwrap().unwrap().expose(),
+            s.get("ws1", "TOKEN").await.unwrap().unwrap().expose(),
             "hunter2-very-secret"
         );
-        assert!(s.get("ws2", "TOKEN").unwrap().is_none());
+        assert!(s.get("ws2", "TOKEN").await.unwrap().is_none());
         let on_disk = std::fs::read_to_string(dir.path().join("secrets.json")).unwrap();
         assert!(!on_disk.contains("hunter2"));
         // Reopened from disk with the same key.
         let again = store(dir.path());
-        assert_eq!(again.names("ws1").unwrap(), ["TOKEN"]);
+        assert_eq!(again.names("ws1").await.unwrap(), ["TOKEN"]);
         assert_eq!(
-            again.get("ws1", "TOKEN").unwrap().unwrap().expose(),
+            again.get("ws1", "TOKEN").await.unwrap().unwrap().expose(),
             "hunter2-very-secret"
         );
-        assert!(!format!("{:?}", again.get("ws1", "TOKEN").unwrap()).contains("hunter2"));
+        assert!(!format!("{:?}", again.get("ws1", "TOKEN").await.unwrap()).contains("hunter2"));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -391,15 +451,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_wrong_key_or_a_moved_ciphertext_does_not_open() {
+    #[tokio::test]
+    async fn a_wrong_key_or_a_moved_ciphertext_does_not_open() {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
-        s.put("ws1", "A", &SecretValue::new("one".into())).unwrap();
+        s.put("ws1", "A", &SecretValue::new("one".into()))
+            .await
+            .unwrap();
         let other_key = SecretKey::from_hex(&"22".repeat(32)).unwrap();
         let wrong = FileSecretStore::open(dir.path().join("secrets.json"), other_key).unwrap();
         assert!(matches!(
-            wrong.get("ws1", "A"),
+            wrong.get("ws1", "A").await,
             Err(SecretError::Undecryptable { .. })
         ));
         // Copy ws1's ciphertext under ws2: authentication fails.
@@ -413,11 +475,11 @@ mod tests {
         std::fs::write(&path, serde_json::to_vec(&sealed).unwrap()).unwrap();
         let s = store(dir.path());
         assert!(matches!(
-            s.get("ws2", "A"),
+            s.get("ws2", "A").await,
             Err(SecretError::Undecryptable { .. })
         ));
-        assert!(s.delete("ws1", "A").unwrap());
-        assert!(!s.delete("ws1", "A").unwrap());
+        assert!(s.delete("ws1", "A").await.unwrap());
+        assert!(!s.delete("ws1", "A").await.unwrap());
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod error;
 pub mod ids;
 pub mod installs;
+pub mod kv;
 pub mod metrics;
 pub mod roles;
 pub mod runs;

@@ -222,9 +222,11 @@ async fn a_declared_and_granted_secret_is_readable_and_no_other() {
     let store = hyyve_tests::secrets();
     store
         .put("pol-secrets", "API_KEY", &SecretValue::new("k-123".into()))
+        .await
         .unwrap();
     store
         .put("pol-secrets", "OTHER", &SecretValue::new("nope".into()))
+        .await
         .unwrap();
     let read =
         |name: &str, grant: Grant| probe("secret", json!({ "target": name }), grant, "pol-secrets");

@@ -6,21 +6,28 @@ mod bad_input;
 mod matrix;
 mod runs;
 mod secrets_audit;
+mod shared_stores;
 
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
+use hyyve_registry::Registry;
 use hyyve_registry::signing::KeyPair;
 use hyyve_registry::storage::Blobs;
-use hyyve_registry::{Registry, RegistryConfig};
+use hyyve_registry::storage::open_database;
+use hyyve_runtime::Runtime;
+use hyyve_secrets::SecretKey;
+use hyyve_server::kv::SqlKv;
 use hyyve_server::roles::Role;
 use hyyve_server::runs::SchedulerConfig;
+use hyyve_server::secrets::SqlSecretStore;
 use hyyve_server::tenancy::Plan;
 use hyyve_server::{AppState, ServerConfig, Tenancy};
 use hyyve_tests::databases::Db;
 use hyyve_tests::packages::signed_guest;
-use hyyve_tests::runtime;
+use hyyve_tests::{runtime, runtime_with_stores};
+use sqlx::AnyPool;
 use tower::ServiceExt;
 
 /// Package limit of the test server: small, so the 413 test sends little.
@@ -112,17 +119,33 @@ impl Api {
     }
 
     pub async fn new(db: Db) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let registry = Registry::open(
-            RegistryConfig {
-                database_url: db.fresh_url(dir.path()).await,
-                blobs: Blobs::local(&dir.path().join("blobs")).unwrap(),
-                max_package_bytes: hyyve_registry::DEFAULT_MAX_PACKAGE_BYTES,
-            },
-            runtime(),
-        )
+        Self::with_runtime(db, |_| runtime()).await
+    }
+
+    /// The fixture as `hyyve serve` composes it: plugin KV and workspace secrets in the
+    /// server's database.
+    pub async fn with_database_stores(db: Db) -> Self {
+        Self::with_runtime(db, |pool| {
+            runtime_with_stores(
+                Arc::new(SqlKv::new(pool.clone())),
+                Arc::new(SqlSecretStore::new(pool.clone(), SecretKey::generate())),
+            )
+        })
         .await
-        .unwrap();
+    }
+
+    async fn with_runtime(db: Db, runtime: impl FnOnce(&AnyPool) -> Arc<Runtime>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (pool, backend) = open_database(&db.fresh_url(dir.path()).await)
+            .await
+            .unwrap();
+        let registry = Registry::with_database(
+            pool.clone(),
+            backend,
+            Blobs::local(&dir.path().join("blobs")).unwrap(),
+            hyyve_registry::DEFAULT_MAX_PACKAGE_BYTES,
+            runtime(&pool),
+        );
         let acme = KeyPair::generate("acme").unwrap();
         registry
             .add_publisher("acme", &acme.public_file(), "test-admin")

@@ -63,7 +63,8 @@ pub fn actions(entries: &[Value]) -> Vec<&str> {
 }
 
 async fn secrets_and_audit(db: Db) {
-    let api = Api::new(db).await;
+    // Composed as `hyyve serve` is: the secrets plugins read are the database's.
+    let api = Api::with_database_stores(db).await;
     publish_probe(&api).await;
     let path = "/v1/secrets/API_KEY";
     let body = json!({ "value": VALUE });

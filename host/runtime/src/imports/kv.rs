@@ -34,12 +34,16 @@ pub enum KvError {
 }
 
 /// A key-value backend. Implementations must keep scopes apart and enforce quotas.
+/// Async because the guest calls it while it runs: a database round trip must not block
+/// the worker thread that executes other invocations.
+#[async_trait::async_trait]
 pub trait KvStore: Send + Sync {
     /// The value under `key` in `scope`.
-    fn get(&self, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    async fn get(&self, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>, KvError>;
     /// Store `value` under `key` in `scope`, keeping the scope within `quota_bytes`
-    /// (keys + values; the install's grant).
-    fn set(
+    /// (keys + values; the install's grant). Keys and values are within
+    /// [`MAX_KEY_BYTES`] and [`MAX_VALUE_BYTES`] (checked by the host before the call).
+    async fn set(
         &self,
         scope: &KvScope,
         key: &str,
@@ -47,7 +51,27 @@ pub trait KvStore: Send + Sync {
         quota_bytes: u64,
     ) -> Result<(), KvError>;
     /// Remove `key` from `scope`.
-    fn delete(&self, scope: &KvScope, key: &str) -> Result<(), KvError>;
+    async fn delete(&self, scope: &KvScope, key: &str) -> Result<(), KvError>;
+}
+
+/// The size limits every store shares, checked before a store is asked.
+fn check_sizes(key: &str, value: &[u8]) -> Result<(), KvError> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(KvError::TooLarge(format!(
+            "key exceeds {MAX_KEY_BYTES} bytes"
+        )));
+    }
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(KvError::TooLarge(format!(
+            "value exceeds {MAX_VALUE_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// The bytes an entry counts against its scope's quota.
+pub fn entry_bytes(key: &str, value: &[u8]) -> u64 {
+    (key.len() + value.len()) as u64
 }
 
 /// Largest key accepted, in bytes.
@@ -80,35 +104,22 @@ impl InMemoryKv {
     }
 }
 
-fn entry_bytes(key: &str, value: &[u8]) -> u64 {
-    (key.len() + value.len()) as u64
-}
-
+#[async_trait::async_trait]
 impl KvStore for InMemoryKv {
-    fn get(&self, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+    async fn get(&self, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         Ok(self
             .scopes()
             .get(scope)
             .and_then(|s| s.entries.get(key).cloned()))
     }
 
-    fn set(
+    async fn set(
         &self,
         scope: &KvScope,
         key: &str,
         value: Vec<u8>,
         quota_bytes: u64,
     ) -> Result<(), KvError> {
-        if key.len() > MAX_KEY_BYTES {
-            return Err(KvError::TooLarge(format!(
-                "key exceeds {MAX_KEY_BYTES} bytes"
-            )));
-        }
-        if value.len() > MAX_VALUE_BYTES {
-            return Err(KvError::TooLarge(format!(
-                "value exceeds {MAX_VALUE_BYTES} bytes"
-            )));
-        }
         let mut scopes = self.scopes();
         let s = scopes.entry(scope.clone()).or_default();
         let old = s.entries.get(key).map_or(0, |v| entry_bytes(key, v));
@@ -121,7 +132,7 @@ impl KvStore for InMemoryKv {
         Ok(())
     }
 
-    fn delete(&self, scope: &KvScope, key: &str) -> Result<(), KvError> {
+    async fn delete(&self, scope: &KvScope, key: &str) -> Result<(), KvError> {
         if let Some(s) = self.scopes().get_mut(scope)
             && let Some(v) = s.entries.remove(key)
         {
@@ -163,7 +174,11 @@ impl Host for HostState {
         if let Err(e) = self.kv_granted() {
             return Ok(Err(e));
         }
-        Ok(self.kv.get(&self.kv_scope, &key).map_err(Into::into))
+        // No stored key is longer: the store is not asked about one.
+        if key.len() > MAX_KEY_BYTES {
+            return Ok(Ok(None));
+        }
+        Ok(self.kv.get(&self.kv_scope, &key).await.map_err(Into::into))
     }
 
     async fn set(
@@ -175,9 +190,13 @@ impl Host for HostState {
         if let Err(e) = self.kv_granted() {
             return Ok(Err(e));
         }
+        if let Err(e) = check_sizes(&key, &value) {
+            return Ok(Err(e.into()));
+        }
         let result = self
             .kv
-            .set(&self.kv_scope, &key, value, self.grant.kv_bytes);
+            .set(&self.kv_scope, &key, value, self.grant.kv_bytes)
+            .await;
         if let Err(KvError::QuotaExceeded { quota_bytes }) = &result {
             self.denials.record(
                 DenialKind::KvQuota,
@@ -192,6 +211,13 @@ impl Host for HostState {
         if let Err(e) = self.kv_granted() {
             return Ok(Err(e));
         }
-        Ok(self.kv.delete(&self.kv_scope, &key).map_err(Into::into))
+        if key.len() > MAX_KEY_BYTES {
+            return Ok(Ok(()));
+        }
+        Ok(self
+            .kv
+            .delete(&self.kv_scope, &key)
+            .await
+            .map_err(Into::into))
     }
 }

@@ -17,7 +17,7 @@ impl Host for HostState {
                 "secret `{name}` is not granted to this plugin"
             ))));
         }
-        match self.secrets.get(&self.kv_scope.workspace, &name) {
+        match self.secrets.get(&self.kv_scope.workspace, &name).await {
             Ok(Some(value)) => Ok(Ok(value.expose().to_owned())),
             Ok(None) => Ok(Err(SecretError::NotSet(format!(
                 "secret `{name}` is granted but has no value in this workspace"

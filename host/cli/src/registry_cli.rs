@@ -23,6 +23,8 @@ use hyyve_registry::{
 use hyyve_runtime::Runtime;
 
 use crate::install::Installer;
+use crate::local::Local;
+use std::process::ExitCode;
 
 /// The database of a data directory: `HYYVE_DATABASE_URL`, `DATABASE_URL`, else its
 /// SQLite file.
@@ -738,4 +740,60 @@ pub async fn load_installed(
         manifest: version.manifest().map_err(coded)?,
         manifest_text: version.manifest_text,
     })
+}
+
+/// `hyyve install REFERENCE`: exit 3 while the organization's review is pending.
+pub async fn install_command(local: &Local, reference: &str) -> anyhow::Result<ExitCode> {
+    let runtime = local.runtime()?;
+    let registry = open(&local.data_dir, runtime.clone()).await?;
+    let audit = local.audit_log()?;
+    let installer = Installer::new(
+        &local.data_dir,
+        &local.workspace,
+        &local.actor,
+        audit.clone(),
+    )?;
+    let installed = install(
+        &registry,
+        &runtime,
+        &installer,
+        &audit,
+        &local.workspace,
+        &local.actor,
+        reference,
+    )
+    .await?;
+    Ok(match installed {
+        Some(version) => {
+            println!(
+                "installed {} in workspace {} pinned to {}",
+                version.reference(),
+                local.workspace,
+                version.component_digest
+            );
+            ExitCode::SUCCESS
+        }
+        None => {
+            println!(
+                "{reference} waits for review by organization {} (hyyve vet list)",
+                installer.org().name
+            );
+            ExitCode::from(3)
+        }
+    })
+}
+
+/// `hyyve registry …` on the data dir's registry.
+pub async fn registry_exec(local: &Local, command: RegistryCommand) -> anyhow::Result<()> {
+    let registry = open(&local.data_dir, local.runtime()?).await?;
+    let audit = local.audit_log()?;
+    registry_command(&registry, &audit, &local.actor, command).await
+}
+
+/// `hyyve vet …` for the organization named in the data dir's `org.toml`.
+pub async fn vet_exec(local: &Local, command: VetCommand) -> anyhow::Result<()> {
+    let registry = open(&local.data_dir, local.runtime()?).await?;
+    let audit = local.audit_log()?;
+    let org = crate::install::PolicyFiles::load(&local.data_dir)?.org.name;
+    vet_command(&registry, &audit, &org, &local.actor, command).await
 }

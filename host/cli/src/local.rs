@@ -8,6 +8,8 @@ use hyyve_policy::AuditLog;
 use hyyve_runtime::{Runtime, RuntimeConfig};
 use hyyve_secrets::{FileSecretStore, SecretKey, SecretStore};
 
+use crate::install::Installer;
+
 /// Where and as whom a command acts.
 pub struct Local {
     /// Compiled components, cached node results, secrets, audit log, registry database.
@@ -47,5 +49,10 @@ impl Local {
     /// The hash-chained audit log, `<data>/audit.jsonl`.
     pub fn audit_log(&self) -> anyhow::Result<Arc<AuditLog>> {
         Ok(Arc::new(AuditLog::open(self.data_dir.join("audit.jsonl"))?))
+    }
+
+    /// Installs into this workspace, as this actor, audited in `audit`.
+    pub fn installer(&self, audit: Arc<AuditLog>) -> anyhow::Result<Installer> {
+        Installer::new(&self.data_dir, &self.workspace, &self.actor, audit)
     }
 }

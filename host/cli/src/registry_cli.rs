@@ -747,12 +747,7 @@ pub async fn install_command(local: &Local, reference: &str) -> anyhow::Result<E
     let runtime = local.runtime()?;
     let registry = open(&local.data_dir, runtime.clone()).await?;
     let audit = local.audit_log()?;
-    let installer = Installer::new(
-        &local.data_dir,
-        &local.workspace,
-        &local.actor,
-        audit.clone(),
-    )?;
+    let installer = local.installer(audit.clone())?;
     let installed = install(
         &registry,
         &runtime,

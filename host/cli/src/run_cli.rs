@@ -10,7 +10,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use hyyve_workflow::{Executor, ExecutorConfig, PluginSet, ResultCache, RunStatus, Workflow};
 
-use crate::install::Installer;
 use crate::local::Local;
 use crate::resolve::Resolver;
 use crate::{build, registry_cli, report};
@@ -54,12 +53,7 @@ pub async fn exec(local: &Local, args: RunArgs) -> anyhow::Result<ExitCode> {
         .resolve(&from_files, &base)
         .await?;
     let audit = local.audit_log()?;
-    let installer = Installer::new(
-        &local.data_dir,
-        &local.workspace,
-        &local.actor,
-        audit.clone(),
-    )?;
+    let installer = local.installer(audit.clone())?;
     let registry = match from_registry.is_empty() {
         true => None,
         false => Some(registry_cli::open(&local.data_dir, runtime.clone()).await?),

@@ -115,7 +115,7 @@ pub async fn run(repo: &Path, calls: usize) -> anyhow::Result<String> {
     .await??;
     let references: Vec<String> = built.iter().map(|p| p.display().to_string()).collect();
     let refs: Vec<&str> = references.iter().map(String::as_str).collect();
-    let mut plugins = resolve::Resolver::new(runtime.clone(), repo.to_owned())
+    let mut plugins = resolve::Resolver::new(runtime.clone())
         .resolve(&refs, repo)
         .await?;
     let probe = plugins.remove(refs[0]).context("guest-hostile")?.plugin;

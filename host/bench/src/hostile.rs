@@ -192,7 +192,7 @@ pub async fn run(repo: &Path) -> anyhow::Result<String> {
     })
     .await??;
     let reference = built[0].display().to_string();
-    let plugin = resolve::Resolver::new(runtime.clone(), repo.to_owned())
+    let plugin = resolve::Resolver::new(runtime.clone())
         .resolve(&[reference.as_str()], repo)
         .await?
         .remove(reference.as_str())

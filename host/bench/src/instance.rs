@@ -34,7 +34,7 @@ async fn load(
     repo: &Path,
     reference: &str,
 ) -> anyhow::Result<Arc<NodePlugin>> {
-    let mut set = Resolver::new(runtime.clone(), repo.to_path_buf())
+    let mut set = Resolver::new(runtime.clone())
         .resolve(&[reference], repo)
         .await?;
     Ok(set.remove(reference).context("plugin missing")?.plugin)

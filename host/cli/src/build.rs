@@ -241,6 +241,11 @@ fn run_cargo(
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        // Set for build scripts under `cargo clippy` (clippy-driver): the plugins are
+        // built, not linted, and their fingerprints stay those of a plain build.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
         .stderr(Stdio::inherit())
         .output()
         .map_err(|source| BuildError::Spawn {

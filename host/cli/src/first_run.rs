@@ -1,6 +1,6 @@
 //! What a fresh `hyyve serve` sets up so a newcomer can run something at once: the
 //! `default` organization and workspace with its owner key, the first-party plugins
-//! built from `plugins/`, signed by the `hyyve` publisher key of the data dir and
+//! embedded in the binary (`first_party`), signed by the `hyyve` publisher key of the data dir and
 //! published to the registry, installed in the workspace, and the example workflow
 //! stored there.
 
@@ -15,13 +15,16 @@ use hyyve_server::AppState;
 use hyyve_server::tenancy::{Bootstrap, Plan};
 use hyyve_workflow::Workflow;
 
-use crate::{build, registry_cli};
+use crate::{first_party, registry_cli};
 
 /// The publisher of the first-party plugins.
 const FIRST_PARTY_PUBLISHER: &str = "hyyve";
 
 /// The workflow stored in the default workspace.
-const EXAMPLE_WORKFLOW: &str = "examples/summarize-tickets.json";
+const EXAMPLE_WORKFLOW: &str = include_str!("../../../examples/summarize-tickets.json");
+
+/// An input for it, written to `<data>/examples/` for the printed curl command.
+const EXAMPLE_INPUT: &str = include_str!("../../../examples/tickets-input.json");
 
 /// What was set up.
 pub struct FirstRun {
@@ -31,12 +34,14 @@ pub struct FirstRun {
     pub installed: Vec<String>,
     /// The example workflow's id.
     pub workflow_id: String,
+    /// An input file for it (absolute: the printed curl works from any directory).
+    pub example_input: std::path::PathBuf,
 }
 
 /// Sets up an empty server. The organization is on the enterprise plan: it is the
 /// operator's own, and a quota on one's own machine only gets in the way.
-pub async fn seed(data_dir: &Path, repo: &Path, state: &AppState) -> anyhow::Result<FirstRun> {
-    let ids = publish_first_party(data_dir, repo, &state.registry).await?;
+pub async fn seed(data_dir: &Path, state: &AppState) -> anyhow::Result<FirstRun> {
+    let ids = publish_first_party(data_dir, &state.registry).await?;
     let bootstrap = state
         .tenancy
         .bootstrap("default", "default", "owner", Plan::Enterprise)
@@ -64,11 +69,12 @@ pub async fn seed(data_dir: &Path, repo: &Path, state: &AppState) -> anyhow::Res
             )
             .await?;
     }
-    let path = repo.join(EXAMPLE_WORKFLOW);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let workflow: Workflow =
-        serde_json::from_str(&text).with_context(|| path.display().to_string())?;
+        serde_json::from_str(EXAMPLE_WORKFLOW).context("the embedded example workflow")?;
+    let example_input = data_dir.join("examples").join("tickets-input.json");
+    std::fs::create_dir_all(data_dir.join("examples"))?;
+    std::fs::write(&example_input, EXAMPLE_INPUT)
+        .with_context(|| format!("writing {}", example_input.display()))?;
     state
         .runs
         .validate(&principal.workspace_id, &workflow)
@@ -81,41 +87,25 @@ pub async fn seed(data_dir: &Path, repo: &Path, state: &AppState) -> anyhow::Res
         bootstrap,
         installed: ids,
         workflow_id: stored.workflow_id,
+        example_input: std::path::absolute(&example_input)?,
     })
 }
 
-/// Builds every plugin under `plugins/`, and publishes each version the registry does not
-/// have yet, signed by `<data>/keys/hyyve.key` (made, and its publisher registered, on
-/// first use). The plugin ids.
-async fn publish_first_party(
-    data_dir: &Path,
-    repo: &Path,
-    registry: &Registry,
-) -> anyhow::Result<Vec<String>> {
+/// Publishes each embedded first-party plugin version the registry does not have yet,
+/// signed by `<data>/keys/hyyve.key` (made, and its publisher registered, on first use).
+/// The plugin ids.
+async fn publish_first_party(data_dir: &Path, registry: &Registry) -> anyhow::Result<Vec<String>> {
     let key = publisher_key(data_dir, registry).await?;
-    let mut dirs: Vec<_> = std::fs::read_dir(repo.join("plugins"))
-        .context("reading plugins/")?
-        .filter_map(Result::ok)
-        .map(|entry| entry.path())
-        .filter(|dir| dir.join("hyyve.toml").is_file())
-        .collect();
-    dirs.sort();
-    let packages: Vec<String> = dirs
-        .iter()
-        .filter_map(|dir| dir.file_name()?.to_str())
-        .map(|name| format!("hyyve-plugin-{name}"))
-        .collect();
-    let repo_owned = repo.to_owned();
-    let built = tokio::task::spawn_blocking(move || {
-        let names: Vec<&str> = packages.iter().map(String::as_str).collect();
-        build::build_packages(&repo_owned, &names, &build::guest_target_dir(&repo_owned))
-    })
-    .await??;
     let mut ids = Vec::new();
-    for (dir, component) in dirs.iter().zip(built) {
-        let component = std::fs::read(&component)
-            .with_context(|| format!("reading {}", component.display()))?;
-        let (manifest, mut package) = registry_cli::package_dir(dir, component)?;
+    for plugin in first_party::PLUGINS {
+        let (manifest, mut package) =
+            registry_cli::package_parts(plugin.manifest, plugin.component.to_vec(), |name| {
+                plugin
+                    .listing_file(name)
+                    .map(<[u8]>::to_vec)
+                    .with_context(|| format!("plugin {}: no listing file {name}", plugin.name))
+            })
+            .with_context(|| format!("first-party plugin {}", plugin.name))?;
         registry_cli::sign_as_publisher(&mut package, &key)?;
         match registry.publish(&package.to_bytes()).await {
             Ok(_) | Err(RegistryError::VersionExists { .. }) => {}

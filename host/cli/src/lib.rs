@@ -4,6 +4,7 @@
 
 pub mod audit_cli;
 pub mod build;
+pub mod first_party;
 pub mod first_run;
 pub mod install;
 pub mod local;

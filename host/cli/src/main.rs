@@ -14,7 +14,7 @@ use hyyve::registry_cli::{self, KeysCommand, RegistryCommand, VetCommand};
 use hyyve::run_cli::RunArgs;
 use hyyve::secrets_cli::SecretsCommand;
 use hyyve::serve_cli::{self, AdminCommand};
-use hyyve::{audit_cli, build, plugin_cli, policy_cli, run_cli, secrets_cli};
+use hyyve::{audit_cli, plugin_cli, policy_cli, run_cli, secrets_cli};
 
 #[derive(Parser)]
 #[command(
@@ -119,7 +119,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Vet(command) => registry_cli::vet_exec(&local, command).await.map(|()| done),
         Command::Serve { listen } => {
             let config = local.runtime_config()?;
-            serve_cli::serve(&local.data_dir, &build::repo_root(), config, listen).await?;
+            serve_cli::serve(&local.data_dir, config, listen).await?;
             Ok(done)
         }
         Command::Admin(command) => {

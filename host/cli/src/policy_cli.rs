@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use hyyve_policy::Manifest;
 
-use crate::build;
 use crate::install::PolicyFiles;
 use crate::local::Local;
 
@@ -34,15 +33,12 @@ pub enum PolicyCommand {
     },
 }
 
-/// `hyyve:<name>` names a first-party manifest; anything else is a manifest file.
+/// `hyyve:<name>` names an embedded first-party manifest; anything else is a file.
 fn read_manifest(plugin: &str) -> anyhow::Result<Manifest> {
-    let path = match plugin.strip_prefix("hyyve:") {
-        Some(name) => build::repo_root()
-            .join("plugins")
-            .join(name)
-            .join("hyyve.toml"),
-        None => PathBuf::from(plugin),
-    };
+    if let Some(embedded) = crate::resolve::first_party(plugin) {
+        return Manifest::parse(embedded.manifest).with_context(|| plugin.to_owned());
+    }
+    let path = PathBuf::from(plugin);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     Manifest::parse(&text).with_context(|| path.display().to_string())

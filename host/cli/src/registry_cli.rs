@@ -294,15 +294,23 @@ pub fn package_dir(dir: &Path, component: Vec<u8>) -> anyhow::Result<(Manifest, 
     let manifest_path = dir.join("hyyve.toml");
     let manifest_text = std::fs::read_to_string(&manifest_path)
         .with_context(|| format!("reading {}", manifest_path.display()))?;
-    let manifest =
-        Manifest::parse(&manifest_text).with_context(|| manifest_path.display().to_string())?;
+    package_parts(&manifest_text, component, |name| {
+        std::fs::read(dir.join(name)).with_context(|| format!("reading listing file {name}"))
+    })
+    .with_context(|| manifest_path.display().to_string())
+}
+
+/// A package of `manifest_text` and `component`, with the listing files the manifest
+/// names read by `read_listing_file`.
+pub fn package_parts(
+    manifest_text: &str,
+    component: Vec<u8>,
+    read_listing_file: impl Fn(&str) -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<(Manifest, Package)> {
+    let manifest = Manifest::parse(manifest_text)?;
     let read_beside = |name: &Option<String>| -> anyhow::Result<Option<(String, Vec<u8>)>> {
         name.as_ref()
-            .map(|n| {
-                std::fs::read(dir.join(n))
-                    .map(|b| (n.clone(), b))
-                    .with_context(|| format!("reading listing file {n}"))
-            })
+            .map(|n| read_listing_file(n).map(|b| (n.clone(), b)))
             .transpose()
     };
     let readme = read_beside(&manifest.listing.readme)?
@@ -316,7 +324,7 @@ pub fn package_dir(dir: &Path, component: Vec<u8>) -> anyhow::Result<(Manifest, 
         };
         (entry.to_owned(), bytes)
     });
-    let package = Package::new(&manifest, manifest_text, component, readme, icon)?;
+    let package = Package::new(&manifest, manifest_text.to_owned(), component, readme, icon)?;
     Ok((manifest, package))
 }
 

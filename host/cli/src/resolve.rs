@@ -1,10 +1,10 @@
 //! Turning the plugin references of a workflow into loaded plugins.
 //!
-//! `hyyve:<name>` is a first-party plugin, built from `plugins/<name>` on first use;
-//! anything ending in `.wasm` is a component file, relative to the workflow's folder.
-//! (Registry references arrive with the registry.) Each comes with its manifest:
-//! `plugins/<name>/hyyve.toml`, or `<file>.hyyve.toml` beside a component file (a
-//! component without one requests nothing).
+//! `hyyve:<name>` is a first-party plugin, embedded in the binary at build time
+//! ([`crate::first_party`]) with its manifest; anything ending in `.wasm` is a component
+//! file, relative to the workflow's folder, with its manifest `<file>.hyyve.toml` beside
+//! it (a component without one requests nothing). Registry references are resolved by
+//! `registry_cli`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,135 +13,101 @@ use std::sync::Arc;
 use hyyve_policy::{Manifest, ManifestError};
 use hyyve_runtime::{LoadError, NodePlugin, Runtime};
 
-use crate::build::{self, BuildError};
+use crate::first_party::{self, FirstPartyPlugin};
 
-/// Why a plugin reference could not be loaded.
+/// Why a reference did not resolve.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
-    /// Not a first-party name and not a `.wasm` path.
+    /// Neither `hyyve:<name>` of an embedded plugin nor a `.wasm` path.
     #[error("plugin `{0}`: unknown reference (use `hyyve:<name>` or a path to a .wasm file)")]
     Unknown(String),
-    /// A first-party plugin failed to build.
-    #[error("plugin `{plugin}`: {source}")]
-    Build {
-        /// The reference.
-        plugin: String,
-        /// The build failure.
-        source: BuildError,
-    },
-    /// The manifest is missing or invalid.
+    /// The manifest could not be read or is invalid.
     #[error("plugin `{plugin}`: {path}: {message}")]
     Manifest {
         /// The reference.
         plugin: String,
-        /// The manifest file.
+        /// The manifest's path (or `embedded`).
         path: String,
         /// What is wrong.
         message: String,
     },
-    /// The component was rejected by the runtime.
+    /// The component did not load.
     #[error("plugin `{plugin}`: {source}")]
     Load {
         /// The reference.
         plugin: String,
-        /// Why it was rejected.
+        /// Why.
         source: LoadError,
     },
 }
 
-/// A loaded component and the manifest it is installed with.
+/// A loaded plugin and the manifest it comes with.
 pub struct Resolved {
-    /// The component, validated and linked.
+    /// The loaded component.
     pub plugin: Arc<NodePlugin>,
     /// Its manifest.
     pub manifest: Manifest,
-    /// The manifest's text (its digest identifies the install).
+    /// The manifest as written (empty for a bare component).
     pub manifest_text: String,
 }
 
-/// Resolves references against a repository checkout (for first-party plugins).
+/// Loads the plugins a workflow names, on one runtime.
 pub struct Resolver {
     runtime: Arc<Runtime>,
-    repo: PathBuf,
+}
+
+/// The embedded first-party plugin `hyyve:<name>` names, if any.
+pub fn first_party(reference: &str) -> Option<&'static FirstPartyPlugin> {
+    let name = reference.strip_prefix("hyyve:")?;
+    first_party::PLUGINS.iter().find(|p| p.name == name)
 }
 
 impl Resolver {
-    /// A resolver building first-party plugins from `repo`.
-    pub fn new(runtime: Arc<Runtime>, repo: PathBuf) -> Self {
-        Self { runtime, repo }
+    /// A resolver loading into `runtime`.
+    pub fn new(runtime: Arc<Runtime>) -> Self {
+        Self { runtime }
     }
 
-    /// The first-party package behind `hyyve:<name>`, if there is such a plugin.
-    fn first_party(&self, reference: &str) -> Option<String> {
-        let name = reference.strip_prefix("hyyve:")?;
-        let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '-');
-        (valid
-            && self
-                .repo
-                .join("plugins")
-                .join(name)
-                .join("Cargo.toml")
-                .exists())
-        .then(|| format!("hyyve-plugin-{name}"))
-    }
-
-    /// Builds (first-party) and loads every reference; `base` anchors relative paths.
+    /// Loads every reference; `base` is the folder `.wasm` paths are relative to.
     pub async fn resolve(
         &self,
         references: &[&str],
         base: &Path,
     ) -> Result<HashMap<String, Resolved>, ResolveError> {
-        let mut files: HashMap<String, PathBuf> = HashMap::new();
-        let mut first_party: Vec<(String, String)> = Vec::new();
+        let mut set = HashMap::new();
         for &reference in references {
-            if let Some(package) = self.first_party(reference) {
-                first_party.push((reference.to_owned(), package));
+            let load_error = |source| ResolveError::Load {
+                plugin: reference.to_owned(),
+                source,
+            };
+            let (plugin, manifest, manifest_text) = if let Some(embedded) = first_party(reference) {
+                let manifest =
+                    Manifest::parse(embedded.manifest).map_err(|e| ResolveError::Manifest {
+                        plugin: reference.to_owned(),
+                        path: "embedded".into(),
+                        message: e.to_string(),
+                    })?;
+                let plugin = self
+                    .runtime
+                    .load_node_plugin(embedded.component)
+                    .await
+                    .map_err(load_error)?;
+                (plugin, manifest, embedded.manifest.to_owned())
             } else if reference.ends_with(".wasm") {
-                files.insert(reference.to_owned(), base.join(reference));
+                let path: PathBuf = base.join(reference);
+                let (manifest, text) =
+                    read_manifest(reference, &path.with_extension("hyyve.toml"))?;
+                let plugin = self
+                    .runtime
+                    .load_node_plugin_file(&path)
+                    .await
+                    .map_err(load_error)?;
+                (plugin, manifest, text)
             } else {
                 return Err(ResolveError::Unknown(reference.to_owned()));
-            }
-        }
-        if !first_party.is_empty() {
-            let packages: Vec<String> = first_party.iter().map(|(_, p)| p.clone()).collect();
-            let repo = self.repo.clone();
-            let built = tokio::task::spawn_blocking(move || {
-                let names: Vec<&str> = packages.iter().map(String::as_str).collect();
-                build::build_packages(&repo, &names, &build::guest_target_dir(&repo))
-            })
-            .await;
-            let paths = built
-                .map_err(|e| BuildError::Failed(e.to_string()))
-                .and_then(|result| result)
-                .map_err(|source| ResolveError::Build {
-                    plugin: first_party
-                        .iter()
-                        .map(|(r, _)| r.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    source,
-                })?;
-            for ((reference, _), path) in first_party.iter().zip(paths) {
-                files.insert(reference.clone(), path);
-            }
-        }
-        let mut set = HashMap::new();
-        for (reference, path) in files {
-            let manifest_path = match self.first_party(&reference) {
-                Some(_) => self.first_party_dir(&reference).join("hyyve.toml"),
-                None => path.with_extension("hyyve.toml"),
             };
-            let (manifest, manifest_text) = read_manifest(&reference, &manifest_path)?;
-            let plugin = self
-                .runtime
-                .load_node_plugin_file(&path)
-                .await
-                .map_err(|source| ResolveError::Load {
-                    plugin: reference.clone(),
-                    source,
-                })?;
             set.insert(
-                reference,
+                reference.to_owned(),
                 Resolved {
                     plugin: Arc::new(plugin),
                     manifest,
@@ -151,15 +117,10 @@ impl Resolver {
         }
         Ok(set)
     }
-
-    fn first_party_dir(&self, reference: &str) -> PathBuf {
-        let name = reference.strip_prefix("hyyve:").unwrap_or(reference);
-        self.repo.join("plugins").join(name)
-    }
 }
 
 /// The manifest at `path`; a component file without one gets a manifest requesting
-/// nothing, a first-party plugin without one is an error.
+/// nothing.
 fn read_manifest(reference: &str, path: &Path) -> Result<(Manifest, String), ResolveError> {
     let error = |message: String| ResolveError::Manifest {
         plugin: reference.to_owned(),

@@ -12,7 +12,7 @@ use hyyve_workflow::{Executor, ExecutorConfig, PluginSet, ResultCache, RunStatus
 
 use crate::local::Local;
 use crate::resolve::Resolver;
-use crate::{build, registry_cli, report};
+use crate::{registry_cli, report};
 
 /// `hyyve run`'s arguments.
 #[derive(clap::Args)]
@@ -49,7 +49,7 @@ pub async fn exec(local: &Local, args: RunArgs) -> anyhow::Result<ExitCode> {
         .plugin_refs()
         .into_iter()
         .partition(|r| registry_cli::is_registry_reference(r));
-    let mut resolved = Resolver::new(runtime.clone(), build::repo_root())
+    let mut resolved = Resolver::new(runtime.clone())
         .resolve(&from_files, &base)
         .await?;
     let audit = local.audit_log()?;

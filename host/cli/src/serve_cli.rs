@@ -137,7 +137,6 @@ pub async fn admin(
 /// owner key, the installed first-party plugins and the example workflow are printed.
 pub async fn serve(
     data_dir: &Path,
-    repo: &Path,
     runtime: RuntimeConfig,
     listen: SocketAddr,
 ) -> anyhow::Result<()> {
@@ -145,19 +144,17 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
     if state.tenancy.is_empty().await? {
-        let made = crate::first_run::seed(data_dir, repo, &state).await?;
+        let made = crate::first_run::seed(data_dir, &state).await?;
         println!("fresh database: organization `default`, workspace `default` created");
         print_key(&made.bootstrap);
         println!("installed: {}", made.installed.join(", "));
         println!("example workflow: {}", made.workflow_id);
-        // An absolute path: the curl works from whatever directory it is pasted into.
-        let input = repo.join("examples").join("tickets-input.json");
         println!(
             "run it: curl -s -X POST {url}/v1/workflows/{}/runs -H 'authorization: Bearer {}' \\\n  \
              -H 'content-type: application/json' -d \"{{\\\"input\\\": $(cat '{}')}}\"",
             made.workflow_id,
             made.bootstrap.key.secret,
-            input.display()
+            made.example_input.display()
         );
     }
     println!("hyyve API on {url} (OpenAPI at {url}/openapi.json)");

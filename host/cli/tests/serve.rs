@@ -1,6 +1,7 @@
 //! `hyyve serve` as a process: a fresh data dir comes up with the first-party plugins
 //! installed and the example workflow runnable with the printed key; a server killed
-//! with SIGKILL mid-flight and started again finishes every accepted run exactly once.
+//! with SIGKILL mid-flight and started again finishes every accepted run exactly once;
+//! the binary copied out of the repository, without cargo on its PATH, does the same.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -26,8 +27,13 @@ struct Served {
 /// there as JSON lines.
 async fn serve(data: &Path, json_log: Option<&Path>) -> Served {
     let mut command = Command::new(env!("CARGO_BIN_EXE_hyyve"));
+    command.current_dir(repo());
+    serve_as(command, data, json_log).await
+}
+
+/// Starts `command` (a `hyyve` binary) as `serve` on `data` and waits until it listens.
+async fn serve_as(mut command: Command, data: &Path, json_log: Option<&Path>) -> Served {
     command
-        .current_dir(repo())
         .arg("--data-dir")
         .arg(data)
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -359,4 +365,55 @@ async fn first_start_adds_a_key_to_an_existing_first_party_publisher() {
         read(elsewhere.join("hyyve.pub")),
     );
     assert_ne!(made, first, "the data dir got a key of its own");
+}
+
+/// The binary carries what a first start needs (the first-party plugins, the example
+/// workflow and its input): copied to a folder outside the repository and started there
+/// with a PATH that has no cargo or rustup, it serves and runs the example with the
+/// input file it printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_the_example_outside_the_repository_without_cargo() {
+    let home = tempfile::tempdir().unwrap();
+    let exe = home.path().join("hyyve");
+    std::fs::copy(env!("CARGO_BIN_EXE_hyyve"), &exe).unwrap();
+    let path = "/usr/bin:/bin";
+    let has_cargo = path
+        .split(':')
+        .any(|dir| Path::new(dir).join("cargo").exists() || Path::new(dir).join("rustup").exists());
+    assert!(
+        !has_cargo,
+        "{path} must hold neither cargo nor rustup for this test to mean anything"
+    );
+    let mut command = Command::new(&exe);
+    command
+        .current_dir(home.path())
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", path);
+    let data = home.path().join("data");
+    let served = serve_as(command, &data, None).await;
+    assert_eq!(
+        after(&served.printed, "installed: "),
+        "hyyve:fibo, hyyve:json, hyyve:logic, hyyve:text"
+    );
+    let input_file = after(&served.printed, "$(cat '")
+        .split('\'')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        Path::new(&input_file).starts_with(home.path()),
+        "{input_file} is in the data dir, not the repository"
+    );
+    let input: Value =
+        serde_json::from_str(&std::fs::read_to_string(&input_file).unwrap()).unwrap();
+    let api = Client {
+        http: reqwest::Client::new(),
+        url: served.url.clone(),
+        key: after(&served.printed, "keep it): ").to_owned(),
+    };
+    let example = after(&served.printed, "example workflow: ").to_owned();
+    let id = api.start(&example, input).await;
+    let run = api.finished(&id).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
 }

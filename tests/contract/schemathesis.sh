@@ -17,7 +17,11 @@ fi
 data="$(mktemp -d)"
 log="$data/serve.log"
 port=$((20000 + RANDOM % 20000))
-"$hyyve" --data-dir "$data/data" serve --listen "127.0.0.1:$port" > "$log" 2>&1 &
+# Embedded defaults (SQLite under the temp data dir) whatever DATABASE_URL says: a shared
+# database already set up answers no first start. CONTRACT_DATABASE_URL names a fresh
+# database (e.g. an empty PostgreSQL schema) to check instead.
+env -u DATABASE_URL -u HYYVE_DATABASE_URL ${CONTRACT_DATABASE_URL:+DATABASE_URL="$CONTRACT_DATABASE_URL"} \
+  "$hyyve" --data-dir "$data/data" serve --listen "127.0.0.1:$port" > "$log" 2>&1 &
 server=$!
 # On failure the server's log says what a 5xx was.
 trap 'status=$?; kill $server 2>/dev/null; [ $status -ne 0 ] && grep -E "ERROR|panicked" "$log" | tail -20; rm -rf "$data"' EXIT
@@ -30,6 +34,7 @@ done
 grep -q "^hyyve API on" "$log" || { echo "hyyve serve did not start in 5 min:"; cat "$log"; exit 1; }
 url="http://127.0.0.1:$port"
 HYYVE_KEY="$(grep -o 'hyyve_sk_[0-9a-f]*' "$log" | head -1)"
+[ -n "$HYYVE_KEY" ] || { echo "hyyve serve printed no owner key (not a fresh database?):"; cat "$log"; exit 1; }
 second="$(curl -sS --fail-with-body -X POST "$url/v1/keys" -H "authorization: Bearer $HYYVE_KEY" \
   -H 'content-type: application/json' -d '{"name": "contract", "role": "owner"}' \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["secret"])')"

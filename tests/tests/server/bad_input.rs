@@ -355,3 +355,37 @@ async fn registry_rejections_carry_their_code() {
         .await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
 }
+
+/// Text holding U+0000 is refused alike on both backends (PostgreSQL cannot store it),
+/// in a body value or key, a path segment or a query, and nothing is written.
+async fn text_with_nul_is_refused(db: Db) {
+    let api = Api::new(db).await;
+    let owner = Some(api.alpha.key(Role::Owner));
+    for body in [
+        json!({ "name": "a\u{0}b" }),
+        json!({ "name": "ok", "description": "x\u{0}" }),
+    ] {
+        let answer = api
+            .json(Method::POST, "/v1/projects", owner, Some(body.clone()))
+            .await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(answer.code(), "invalid_text", "{}", answer.body);
+    }
+    for path in ["/v1/projects/prj%00x", "/v1/audit?action=a%00b"] {
+        let answer = api.json(Method::GET, path, owner, None).await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{path}");
+        assert_eq!(answer.code(), "invalid_text", "{path}: {}", answer.body);
+    }
+    let projects = api.json(Method::GET, "/v1/projects", owner, None).await;
+    assert_eq!(projects.body["data"], json!([]), "nothing written");
+}
+
+#[tokio::test]
+async fn text_with_nul_is_refused_on_sqlite() {
+    text_with_nul_is_refused(Db::Sqlite).await;
+}
+
+#[tokio::test]
+async fn text_with_nul_is_refused_on_postgres() {
+    text_with_nul_is_refused(Db::Postgres).await;
+}

@@ -66,6 +66,12 @@ fn complete_operation(operation: &mut Operation) {
     if has_body {
         add("413", "The body is larger than the server accepts");
     }
+    if has_body || has_query || has_path {
+        add(
+            "422",
+            "Refused on meaning; every such operation refuses text holding NUL (`invalid_text`)",
+        );
+    }
 }
 
 fn error_response(description: &str) -> RefOr<Response> {

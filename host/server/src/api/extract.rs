@@ -31,6 +31,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             ));
         }
         let mut value = value;
+        if let Some(field) = text_with_nul(&value, String::new()) {
+            return Err(nul_refused(&field));
+        }
         integral_floats_as_integers(&mut value);
         serde_path_to_error::deserialize(value)
             .map(JsonBody)
@@ -45,6 +48,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T>
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if has_encoded_nul(parts.uri.query().unwrap_or("")) {
+            return Err(nul_refused("query"));
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(value)| QueryParams(value))
@@ -60,6 +66,9 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathPar
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        if has_encoded_nul(parts.uri.path()) {
+            return Err(nul_refused("path"));
+        }
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(value)| PathParams(value))
@@ -105,4 +114,56 @@ fn integral_floats_as_integers(value: &mut serde_json::Value) {
         serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats_as_integers),
         _ => {}
     }
+}
+
+/// The JSON Pointer of the first string (value or key) holding U+0000, if any.
+fn text_with_nul(value: &serde_json::Value, at: String) -> Option<String> {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0').then_some(at),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| text_with_nul(item, format!("{at}/{i}"))),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let here = format!("{at}/{key}");
+            match key.contains('\0') {
+                true => Some(here),
+                false => text_with_nul(item, here),
+            }
+        }),
+        _ => None,
+    }
+}
+
+fn has_encoded_nul(uri_part: &str) -> bool {
+    uri_part.to_ascii_lowercase().contains("%00")
+}
+
+/// Text with U+0000 is refused before it reaches a store: PostgreSQL cannot hold it in
+/// a text column, and both backends must answer alike.
+fn nul_refused(field: &str) -> ApiError {
+    ApiError::Unprocessable {
+        code: "invalid_text".into(),
+        message: format!("{field}: text may not contain NUL (U+0000)"),
+        details: serde_json::json!({ "field": field }),
+    }
+}
+
+/// Whether `text` is only what the documented pattern `\S` counts as space: JSON
+/// Schema patterns are ECMA-262 regexes, whose `\s` is narrower than Rust's `trim`
+/// (U+0085, for one, is a character there).
+pub fn blank(text: &str) -> bool {
+    text.chars().all(|c| {
+        matches!(
+            c,
+            '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+                ..='\u{200a}'
+                    | '\u{2028}'
+                    | '\u{2029}'
+                    | '\u{202f}'
+                    | '\u{205f}'
+                    | '\u{3000}'
+                    | '\u{feff}'
+        )
+    })
 }

@@ -51,7 +51,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<NewApiKey>), ApiError> {
     principal.require(Action::ManageKeys)?;
     principal.may_grant(body.role)?;
-    if body.name.trim().is_empty() || body.name.chars().count() > 100 {
+    if crate::api::extract::blank(&body.name) || body.name.chars().count() > 100 {
         return Err(ApiError::BadRequest("name: 1 to 100 characters".into()));
     }
     let key = state

@@ -59,7 +59,7 @@ pub async fn add(
 ) -> Result<(StatusCode, Json<Member>), ApiError> {
     principal.require(Action::ManageMembers)?;
     principal.may_grant(body.role)?;
-    if body.name.trim().is_empty() || body.name.chars().count() > 200 {
+    if crate::api::extract::blank(&body.name) || body.name.chars().count() > 200 {
         return Err(ApiError::BadRequest("name: 1 to 200 characters".into()));
     }
     let member = state

@@ -63,7 +63,7 @@ pub struct ProjectChanges {
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
-    match name.trim().is_empty() || name.chars().count() > 100 {
+    match crate::api::extract::blank(name) || name.chars().count() > 100 {
         true => Err(ApiError::BadRequest(
             "name: 1 to 100 characters, not only spaces".into(),
         )),

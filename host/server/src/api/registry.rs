@@ -242,7 +242,7 @@ pub async fn yank(
         .parse()
         .map_err(|e| ApiError::BadRequest(format!("version `{version}`: {e}")))?;
     let length = request.reason.chars().count();
-    if request.reason.trim().is_empty() || length > MAX_YANK_REASON {
+    if crate::api::extract::blank(&request.reason) || length > MAX_YANK_REASON {
         return Err(ApiError::BadRequest(format!(
             "reason: 1 to {MAX_YANK_REASON} characters (got {length})"
         )));

@@ -124,7 +124,7 @@ async fn decide(
 /// A decision must say why.
 fn reason(decision: &Decision) -> Result<&str, ApiError> {
     let reason = decision.reason.trim();
-    if reason.is_empty() {
+    if crate::api::extract::blank(&decision.reason) {
         return Err(ApiError::BadRequest("reason: must not be empty".into()));
     }
     Ok(reason)

@@ -346,24 +346,6 @@ impl Registry {
         })
     }
 
-    /// Adds metered invocations of a marketplace plugin by a workspace on a day.
-    pub async fn record_usage(
-        &self,
-        plugin: &str,
-        workspace: &str,
-        day: &str,
-        invocations: i64,
-    ) -> Result<(), RegistryError> {
-        sqlx::query(RECORD_USAGE_SQL)
-            .bind(plugin)
-            .bind(workspace)
-            .bind(day)
-            .bind(invocations)
-            .execute(&self.db)
-            .await?;
-        Ok(())
-    }
-
     /// Computes (and records, replacing an earlier computation) a creator's payout for
     /// `period` (`YYYY-MM`) from the metered usage of their listings.
     pub async fn compute_payout(
@@ -454,12 +436,6 @@ impl Registry {
         Ok(payout)
     }
 }
-
-/// Adds `$4` invocations of plugin `$1` by workspace `$2` on day `$3`: for callers that
-/// count usage inside their own transaction (the server's run writer).
-pub const RECORD_USAGE_SQL: &str = "INSERT INTO usage_daily (plugin_id, workspace, day, invocations) \
-     VALUES ($1, $2, $3, $4) ON CONFLICT (plugin_id, workspace, day) \
-     DO UPDATE SET invocations = usage_daily.invocations + $4";
 
 #[cfg(test)]
 mod tests {

@@ -11,16 +11,14 @@ use sqlx::{AnyPool, Row as _};
 use crate::error::RegistryError;
 use crate::package::{Package, PackageSignature, SignerRole};
 use crate::signing::{PublicKey, PublicKeyFile, key_addition_message, yank_message};
-use crate::storage::{Backend, Blobs, now_ms, open_database};
+use crate::storage::{Blobs, now_ms};
 use crate::validate::check_component;
 
 /// Uploads above this are refused before they are parsed (the default; configurable).
 pub const DEFAULT_MAX_PACKAGE_BYTES: u64 = 32 * 1024 * 1024;
 
-/// Where the registry keeps its data.
+/// Where the registry keeps its blobs, and what it accepts.
 pub struct RegistryConfig {
-    /// `sqlite://<file>` or `postgres://…`.
-    pub database_url: String,
     /// The blob store.
     pub blobs: Blobs,
     /// Largest package accepted, bytes.
@@ -114,7 +112,6 @@ impl VersionRecord {
 /// The plugin registry over its database and blob store.
 pub struct Registry {
     pub(crate) db: AnyPool,
-    pub(crate) backend: Backend,
     pub(crate) blobs: Blobs,
     runtime: Arc<Runtime>,
     max_package_bytes: u64,
@@ -143,42 +140,15 @@ pub(crate) fn version_from_row(row: &sqlx::any::AnyRow) -> Result<VersionRecord,
 }
 
 impl Registry {
-    /// Opens (and migrates) the database and uses `runtime` to validate components.
-    pub async fn open(
-        config: RegistryConfig,
-        runtime: Arc<Runtime>,
-    ) -> Result<Self, RegistryError> {
-        let (db, backend) = open_database(&config.database_url).await?;
-        Ok(Self::with_database(
-            db,
-            backend,
-            config.blobs,
-            config.max_package_bytes,
-            runtime,
-        ))
-    }
-
-    /// The registry on a database already opened (and migrated) by [`open_database`]:
-    /// how the server shares one pool between the registry and its own tables.
-    pub fn with_database(
-        db: AnyPool,
-        backend: Backend,
-        blobs: Blobs,
-        max_package_bytes: u64,
-        runtime: Arc<Runtime>,
-    ) -> Self {
+    /// The registry over `db` (opened and migrated by `hyyve_database::Database`, shared
+    /// with the other stores of the host), using `runtime` to validate components.
+    pub fn new(db: AnyPool, config: RegistryConfig, runtime: Arc<Runtime>) -> Self {
         Self {
             db,
-            backend,
-            blobs,
+            blobs: config.blobs,
             runtime,
-            max_package_bytes,
+            max_package_bytes: config.max_package_bytes,
         }
-    }
-
-    /// The database, shared with the server's tables (one migration sequence).
-    pub fn database(&self) -> &AnyPool {
-        &self.db
     }
 
     /// The runtime components are validated (and loaded) with.
@@ -189,11 +159,6 @@ impl Registry {
     /// The blob store.
     pub fn blobs(&self) -> &Blobs {
         &self.blobs
-    }
-
-    /// Which database backs it.
-    pub fn backend(&self) -> Backend {
-        self.backend
     }
 
     /// Registers a creator account with its first key; it owns the namespace of its name.

@@ -1,91 +1,15 @@
-//! Where the registry keeps things: metadata in SQL (SQLite file by default, PostgreSQL
-//! when the URL says so), blobs content-addressed in an object store (a local folder by
-//! default, S3-compatible by URL).
+//! Where the registry keeps its blobs: content-addressed in an object store (a local
+//! folder by default, S3-compatible by URL). Its metadata is in the host's database
+//! (`hyyve-database`), whose pool it is given.
 
 use std::sync::Arc;
 
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as BlobPath;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutMode, PutOptions, PutPayload};
-use sqlx::AnyPool;
-use sqlx::any::AnyPoolOptions;
 
 use crate::error::RegistryError;
 use crate::package::sha256;
-
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
-
-/// Which SQL database holds the metadata.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// A SQLite file: the embedded default.
-    Sqlite,
-    /// A PostgreSQL server.
-    Postgres,
-}
-
-/// Opens the database at `url` (`sqlite://<file>` or `postgres://…`), creating a SQLite
-/// file if missing, and applies the migrations of `migrations/<backend>/`.
-pub async fn open_database(url: &str) -> Result<(AnyPool, Backend), RegistryError> {
-    sqlx::any::install_default_drivers();
-    let backend = if url.starts_with("sqlite:") {
-        Backend::Sqlite
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Backend::Postgres
-    } else {
-        return Err(RegistryError::Config(format!(
-            "database URL `{url}`: use sqlite://<file> or postgres://…"
-        )));
-    };
-    let url = match backend {
-        Backend::Sqlite if !url.contains("mode=") => {
-            let sep = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{sep}mode=rwc")
-        }
-        _ => url.to_owned(),
-    };
-    let pool = AnyPoolOptions::new()
-        .max_connections(match backend {
-            // One writer at a time anyway; a few readers beside it under WAL.
-            Backend::Sqlite => 4,
-            Backend::Postgres => 8,
-        })
-        // A ping before each use is a second round trip for every query; a SQLite file
-        // has no network in between to drop the connection, a PostgreSQL server has.
-        .test_before_acquire(backend == Backend::Postgres)
-        .after_connect(move |conn, _| {
-            Box::pin(async move {
-                // sqlx's default is 5 s. A commit's fsync can take longer than that on a
-                // busy disk (a build writing back gigabytes), and every other writer then
-                // waits behind it: waiting longer is right, failing the request is not.
-                if backend == Backend::Sqlite {
-                    sqlx::query("PRAGMA busy_timeout = 30000")
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                Ok(())
-            })
-        })
-        .connect(&url)
-        .await?;
-    match backend {
-        Backend::Sqlite => {
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
-                .await?;
-            SQLITE_MIGRATIONS
-                .run(&pool)
-                .await
-                .map_err(|e| RegistryError::Config(format!("migrations: {e}")))?;
-        }
-        Backend::Postgres => POSTGRES_MIGRATIONS
-            .run(&pool)
-            .await
-            .map_err(|e| RegistryError::Config(format!("migrations: {e}")))?,
-    }
-    Ok((pool, backend))
-}
 
 /// Content-addressed blobs: `sha256/<hex>` holds the bytes whose digest that is.
 #[derive(Clone)]
@@ -191,27 +115,4 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn sqlite_connections_wait_for_a_slow_writer() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
-        let (pool, backend) = open_database(&url).await.expect("opens");
-        assert_eq!(backend, Backend::Sqlite);
-        // Every connection of the pool, not only the first: hold two at once.
-        let mut first = pool.acquire().await.expect("first");
-        let mut second = pool.acquire().await.expect("second");
-        for conn in [&mut first, &mut second] {
-            let timeout: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-                .fetch_one(&mut **conn)
-                .await
-                .expect("reads the pragma");
-            assert_eq!(timeout, 30_000);
-        }
-    }
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hyyve_database::Database;
 use hyyve_policy::{Manifest, PluginKind};
 use hyyve_registry::marketplace::SearchQuery;
 use hyyve_registry::package::{Package, PackageSignature, SignerRole};
@@ -94,20 +95,20 @@ pub async fn run(repo: &Path, database_url: Option<String>, listings: usize) -> 
         cache_dir: Some(dir.path().join("cache")),
         ..RuntimeConfig::default()
     })?);
-    let registry = Registry::open(
+    let db = Database::open(&database_url).await?;
+    let registry = Registry::new(
+        db.pool.clone(),
         RegistryConfig {
-            database_url: database_url.clone(),
             blobs: Blobs::local(&dir.path().join("blobs"))?,
             max_package_bytes: 8 * 1024 * 1024,
         },
         runtime.clone(),
-    )
-    .await?;
+    );
     let key = KeyPair::generate("bench")?;
     registry
         .add_publisher("bench", &key.public_file(), "bench")
         .await?;
-    let backend = format!("{:?}", registry.backend());
+    let backend = format!("{:?}", db.backend);
 
     // Publish (validate, compile, describe, store) then resolve, fetch and load: the
     // moment a workspace could install it.

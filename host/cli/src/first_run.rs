@@ -4,7 +4,6 @@
 //! published to the registry, installed in the workspace, and the example workflow
 //! stored there.
 
-use hyyve_policy::AuditAction;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -52,22 +51,11 @@ pub async fn seed(data_dir: &Path, state: &AppState) -> anyhow::Result<FirstRun>
         .await?
         .context("the owner key just made does not authenticate")?;
     for id in &ids {
-        let install = state
+        state
             .installs
             .install(&principal, id, "*", WorkspaceGrant::default())
             .await
             .with_context(|| format!("installing {id}"))?;
-        // Audited like an install through the API: the grant is what a security team
-        // reviews.
-        state
-            .audit
-            .record(
-                &principal,
-                AuditAction::PluginInstall,
-                &format!("install/{id}"),
-                install.audit_detail(),
-            )
-            .await?;
     }
     let workflow: Workflow =
         serde_json::from_str(EXAMPLE_WORKFLOW).context("the embedded example workflow")?;

@@ -1,253 +1,86 @@
-//! Local installs: a resolved plugin plus its manifest becomes an install in a workspace
-//! with an effective grant, computed once (again only when the component, its manifest
-//! or the policy changes), stored under `<data>/installs/`, and audited.
-//!
-//! Policy files live under `<data>/policy/`: `platform.toml` (caps and defaults),
-//! `org.toml` (organization policy) and `grants/<namespace>-<name>.toml` (what the
-//! workspace accepts for one plugin). Each is optional; absent means the defaults, an
-//! organization policy that bounds nothing, and a workspace that accepts what is left.
+//! Local mode's installs: the platform core's [`Installer`] over the data directory's
+//! stores ([`hyyve_platform::files`]), and the manifest of a bare component file.
 
-use hyyve_policy::AuditAction;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context as _;
-use hyyve_policy::layers::load_toml;
-use hyyve_policy::{
-    AuditEvent, AuditLog, Explanation, Grant, Manifest, OrgPolicy, PlatformConfig, PluginId,
-    PluginInfo, PluginKind, WorkspaceGrant, effective_grant,
-};
+use hyyve_platform::files::{FileInstalls, PolicyFiles};
+use hyyve_platform::{Acting, Candidate, FileAudit, InstallRecord, InstallStore, Installer};
+use hyyve_policy::{Manifest, PluginId, PluginInfo, PluginKind};
+use hyyve_registry::Registry;
 use hyyve_runtime::NodePlugin;
 use hyyve_workflow::Installed;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-/// The policy layers read from the data directory.
-pub struct PolicyFiles {
-    dir: PathBuf,
-    /// Platform caps and defaults.
-    pub platform: PlatformConfig,
-    /// The organization policy.
-    pub org: OrgPolicy,
-    /// SHA-256 over both files' contents: an install is recomputed when it changes.
-    pub digest: String,
+/// The data directory's install, policy and audit stores, for one workspace and actor.
+pub struct LocalInstalls {
+    /// Who acts where.
+    pub acting: Acting,
+    /// The policy layers.
+    pub policy: PolicyFiles,
+    installs: FileInstalls,
+    audit: FileAudit,
 }
 
-impl PolicyFiles {
-    /// Reads `<data>/policy/{platform,org}.toml`, each optional.
-    pub fn load(data_dir: &Path) -> anyhow::Result<Self> {
-        let dir = data_dir.join("policy");
-        let mut hasher = Sha256::new();
-        let mut layer = |name: &str| -> anyhow::Result<Option<PathBuf>> {
-            let path = dir.join(name);
-            match std::fs::read(&path) {
-                Ok(bytes) => {
-                    hasher.update(name.as_bytes());
-                    hasher.update(&bytes);
-                    Ok(Some(path))
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-            }
-        };
-        let platform = layer("platform.toml")?
-            .map(|p| load_toml(&p))
-            .transpose()?
-            .unwrap_or_default();
-        let org = layer("org.toml")?
-            .map(|p| load_toml(&p))
-            .transpose()?
-            .unwrap_or_default();
+impl LocalInstalls {
+    /// The stores of `data_dir`; a policy changed since it was last seen is audited.
+    pub async fn open(data_dir: &Path, acting: Acting, audit: FileAudit) -> anyhow::Result<Self> {
+        let policy = PolicyFiles::load(data_dir)?;
+        policy.audit_change(&audit, &acting).await?;
         Ok(Self {
-            dir,
-            platform,
-            org,
-            digest: hex::encode(hasher.finalize()),
+            acting,
+            policy,
+            installs: FileInstalls::new(data_dir),
+            audit,
         })
     }
 
-    /// What the workspace accepts for `id` (`grants/<namespace>-<name>.toml`).
-    pub fn workspace_grant(&self, id: &PluginId) -> anyhow::Result<(WorkspaceGrant, String)> {
-        let path = self
-            .dir
-            .join("grants")
-            .join(format!("{}-{}.toml", id.namespace, id.name));
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok((load_toml(&path)?, hex::encode(Sha256::digest(bytes)))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Ok((WorkspaceGrant::default(), String::new()))
-            }
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    /// The core's install steps over these stores; `registry` gates registry packages.
+    pub fn installer<'a>(&'a self, registry: Option<&'a Registry>) -> Installer<'a> {
+        Installer {
+            platform: &self.policy.platform,
+            policies: &self.policy,
+            installs: &self.installs,
+            audit: &self.audit,
+            registry,
         }
     }
 
-    /// The explanation (and grant) for one manifest.
-    pub fn explain(&self, manifest: &Manifest) -> anyhow::Result<Explanation> {
-        let (workspace, _) = self.workspace_grant(&manifest.plugin.id)?;
-        Ok(effective_grant(
-            manifest,
-            &self.platform,
-            &self.org,
-            &workspace,
-        ))
-    }
-}
-
-/// What `<data>/installs/<workspace>/<id>.json` holds.
-#[derive(Debug, Serialize, Deserialize)]
-struct InstallRecord {
-    reference: String,
-    plugin: String,
-    component_digest: String,
-    manifest_digest: String,
-    policy_digest: String,
-    grant: Grant,
-    explanation: Explanation,
-}
-
-/// Installs plugins into one workspace.
-pub struct Installer {
-    data_dir: PathBuf,
-    workspace: String,
-    actor: String,
-    policy: PolicyFiles,
-    audit: Arc<AuditLog>,
-}
-
-impl Installer {
-    /// An installer for `workspace`, acting as `actor` in the audit log.
-    pub fn new(
-        data_dir: &Path,
-        workspace: &str,
-        actor: &str,
-        audit: Arc<AuditLog>,
-    ) -> anyhow::Result<Self> {
-        let policy = PolicyFiles::load(data_dir)?;
-        let installer = Self {
-            data_dir: data_dir.to_owned(),
-            workspace: workspace.to_owned(),
-            actor: actor.to_owned(),
-            policy,
-            audit,
-        };
-        installer.audit_policy_change()?;
-        Ok(installer)
+    /// The stored install of `reference`, if any.
+    pub async fn get(&self, reference: &str) -> anyhow::Result<Option<InstallRecord>> {
+        Ok(self
+            .installs
+            .get(&self.acting.workspace_id, reference)
+            .await?)
     }
 
-    /// The organization policy in force.
-    pub fn org(&self) -> &OrgPolicy {
-        &self.policy.org
-    }
-
-    /// The component digest (hex) `id` is pinned to in this workspace, if installed.
-    pub fn pinned_digest(&self, id: &PluginId) -> Option<String> {
-        let path = self.record_path(id);
-        let bytes = std::fs::read(path).ok()?;
-        serde_json::from_slice::<InstallRecord>(&bytes)
-            .ok()
-            .map(|r| r.component_digest)
-    }
-
-    fn record_path(&self, id: &PluginId) -> PathBuf {
-        self.data_dir
-            .join("installs")
-            .join(&self.workspace)
-            .join(format!("{}-{}.json", id.namespace, id.name))
-    }
-
-    /// Records a policy change the first time a changed policy is seen.
-    fn audit_policy_change(&self) -> anyhow::Result<()> {
-        let marker = self.data_dir.join("policy").join(".audited-digest");
-        let last = std::fs::read_to_string(&marker).unwrap_or_default();
-        if last.trim() == self.policy.digest {
-            return Ok(());
-        }
-        self.audit.append(AuditEvent {
-            actor: self.actor.clone(),
-            action: AuditAction::PolicyChange.as_str().into(),
-            subject: "policy".into(),
-            detail: serde_json::json!({ "from": last.trim(), "to": self.policy.digest }),
-        })?;
-        std::fs::create_dir_all(marker.parent().unwrap_or(Path::new(".")))?;
-        std::fs::write(&marker, &self.policy.digest)?;
-        Ok(())
-    }
-
-    /// The install of `plugin` under `reference`: the stored one when component,
-    /// manifest and policy are unchanged, else a new one (stored and audited).
-    pub fn install(
+    /// The install of a loaded plugin under `reference` (reused while component,
+    /// manifest and policy are unchanged), ready to run. `registry_version`: the
+    /// registry version it is, when it is one.
+    pub async fn ensure(
         &self,
+        registry: Option<&Registry>,
         reference: &str,
         plugin: Arc<NodePlugin>,
         manifest: &Manifest,
         manifest_text: &str,
+        registry_version: Option<hyyve_registry::VersionRecord>,
     ) -> anyhow::Result<Installed> {
-        let id = manifest.plugin.id.to_string();
-        let (workspace_grant, grant_digest) = self.policy.workspace_grant(&manifest.plugin.id)?;
-        let policy_digest = format!("{}:{grant_digest}", self.policy.digest);
-        let manifest_digest = hex::encode(Sha256::digest(manifest_text.as_bytes()));
-        let component_digest = plugin.digest().hex();
-        let path = self.record_path(&manifest.plugin.id);
-        let previous: Option<InstallRecord> = std::fs::read(&path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
-        if let Some(p) = &previous
-            && p.component_digest == component_digest
-            && p.manifest_digest == manifest_digest
-            && p.policy_digest == policy_digest
-        {
-            return Ok(Installed {
-                id,
-                plugin,
-                grant: Arc::new(p.grant.clone()),
-            });
-        }
-        let explanation = effective_grant(
-            manifest,
-            &self.policy.platform,
-            &self.policy.org,
-            &workspace_grant,
-        );
-        let Some(grant) = explanation.grant.clone() else {
-            self.audit.append(AuditEvent {
-                actor: self.actor.clone(),
-                action: AuditAction::PluginInstallRefused.as_str().into(),
-                subject: format!("workspace/{}/{id}", self.workspace),
-                detail: serde_json::json!({ "reason": explanation.refused }),
-            })?;
-            anyhow::bail!(
-                "plugin `{reference}` may not be installed: {}",
-                explanation.refused.unwrap_or_default()
-            );
-        };
-        let record = InstallRecord {
+        let candidate = Candidate {
             reference: reference.to_owned(),
-            plugin: format!("{}@{}", id, manifest.plugin.version),
-            component_digest: component_digest.clone(),
-            manifest_digest,
-            policy_digest,
-            grant: grant.clone(),
-            explanation,
+            manifest: manifest.clone(),
+            manifest_text: manifest_text.to_owned(),
+            component_digest: plugin.digest().to_string(),
+            registry_version,
         };
-        std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&record)?)?;
-        std::fs::rename(&tmp, &path)?;
-        self.audit.append(AuditEvent {
-            actor: self.actor.clone(),
-            action: AuditAction::PluginInstall.as_str().into(),
-            subject: format!("workspace/{}/{id}", self.workspace),
-            detail: serde_json::json!({
-                "version": manifest.plugin.version.to_string(),
-                "component_digest": component_digest,
-                "previous_digest": previous.map(|p| p.component_digest),
-                "grant": grant,
-            }),
-        })?;
+        let accepted = self.policy.workspace_grant(&manifest.plugin.id)?;
+        let record = self
+            .installer(registry)
+            .ensure(&self.acting, &candidate, accepted)
+            .await?;
         Ok(Installed {
-            id,
+            id: reference.to_owned(),
             plugin,
-            grant: Arc::new(grant),
+            grant: Arc::new(record.grant),
         })
     }
 }

@@ -8,7 +8,9 @@ use hyyve_policy::AuditLog;
 use hyyve_runtime::{Runtime, RuntimeConfig};
 use hyyve_secrets::{FileSecretStore, SecretKey, SecretStore};
 
-use crate::install::Installer;
+use hyyve_platform::{Acting, FileAudit};
+
+use crate::install::LocalInstalls;
 
 /// Where and as whom a command acts.
 pub struct Local {
@@ -51,8 +53,19 @@ impl Local {
         Ok(Arc::new(AuditLog::open(self.data_dir.join("audit.jsonl"))?))
     }
 
+    /// This workspace and actor, to the platform core. Local mode has no ids: a
+    /// workspace is keyed by its name, in the organization `local`.
+    pub fn acting(&self) -> Acting {
+        Acting {
+            org_id: "local".into(),
+            workspace_id: self.workspace.clone(),
+            workspace_name: self.workspace.clone(),
+            actor: self.actor.clone(),
+        }
+    }
+
     /// Installs into this workspace, as this actor, audited in `audit`.
-    pub fn installer(&self, audit: Arc<AuditLog>) -> anyhow::Result<Installer> {
-        Installer::new(&self.data_dir, &self.workspace, &self.actor, audit)
+    pub async fn installs(&self, audit: Arc<AuditLog>) -> anyhow::Result<LocalInstalls> {
+        LocalInstalls::open(&self.data_dir, self.acting(), FileAudit(audit)).await
     }
 }

@@ -123,7 +123,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(done)
         }
         Command::Admin(command) => {
-            serve_cli::admin(&local.data_dir, local.runtime()?, command).await?;
+            serve_cli::admin(&local.data_dir, command).await?;
             Ok(done)
         }
     }

@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use clap::Subcommand;
 use hyyve_policy::Manifest;
 
-use crate::install::PolicyFiles;
 use crate::local::Local;
+use hyyve_platform::files::PolicyFiles;
 
 /// Which JSON Schema `hyyve schema` prints.
 #[derive(Clone, Copy, clap::ValueEnum)]

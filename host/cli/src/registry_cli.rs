@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Subcommand;
+use hyyve_database::Database;
 use hyyve_policy::{AuditEvent, AuditLog, Manifest, PluginId, PluginKind};
-use hyyve_registry::marketplace::{SearchQuery, today};
+use hyyve_registry::marketplace::SearchQuery;
 use hyyve_registry::package::{Package, PackageSignature, SignerRole};
 use hyyve_registry::signing::{KeyPair, PublicKeyFile, key_addition_message, yank_message};
 use hyyve_registry::storage::Blobs;
@@ -22,7 +23,9 @@ use hyyve_registry::{
 };
 use hyyve_runtime::Runtime;
 
-use crate::install::Installer;
+use hyyve_platform::{Candidate, InstallError};
+
+use crate::install::LocalInstalls;
 use crate::local::Local;
 use std::process::ExitCode;
 
@@ -43,18 +46,27 @@ pub fn blobs(data_dir: &Path) -> anyhow::Result<Blobs> {
     })
 }
 
+/// Opens (and migrates) the database of a data directory.
+pub async fn open_database(data_dir: &Path) -> anyhow::Result<Database> {
+    Ok(Database::open(&database_url(data_dir)).await?)
+}
+
+/// The registry over `db`, with the data directory's blobs.
+pub fn registry_on(
+    data_dir: &Path,
+    db: &Database,
+    runtime: Arc<Runtime>,
+) -> anyhow::Result<Registry> {
+    let config = RegistryConfig {
+        blobs: blobs(data_dir)?,
+        max_package_bytes: max_package_bytes(),
+    };
+    Ok(Registry::new(db.pool.clone(), config, runtime))
+}
+
 /// Opens the registry of a data directory.
 pub async fn open(data_dir: &Path, runtime: Arc<Runtime>) -> anyhow::Result<Registry> {
-    let blobs = blobs(data_dir)?;
-    Ok(Registry::open(
-        RegistryConfig {
-            database_url: database_url(data_dir),
-            blobs,
-            max_package_bytes: max_package_bytes(),
-        },
-        runtime,
-    )
-    .await?)
+    registry_on(data_dir, &open_database(data_dir).await?, runtime)
 }
 
 /// The package size limit: `HYYVE_MAX_PACKAGE_BYTES`, else the registry's default.
@@ -363,15 +375,13 @@ pub fn sign_as_publisher(package: &mut Package, key: &KeyPair) -> anyhow::Result
     Ok(key_id)
 }
 
-/// Resolves `namespace:name@range` (no range: `*`), checks the organization's vetting
-/// rule, and installs the version pinned by digest. `Ok(None)`: waiting for review.
+/// Resolves `namespace:name@range` (no range: `*`) and installs the version pinned by
+/// digest through the platform core (kind, vetting, grant, audit). `Ok(None)`: waiting
+/// for the organization's review.
 pub async fn install(
     registry: &Registry,
     runtime: &Runtime,
-    installer: &Installer,
-    audit: &AuditLog,
-    workspace: &str,
-    actor: &str,
+    installs: &LocalInstalls,
     reference: &str,
 ) -> anyhow::Result<Option<VersionRecord>> {
     let (id, range) = reference.split_once('@').unwrap_or((reference, "*"));
@@ -380,49 +390,24 @@ pub async fn install(
         .resolve(&plugin_id.to_string(), range)
         .await
         .map_err(coded)?;
-    let manifest = version.manifest().map_err(coded)?;
-    let org = installer.org();
-    if org.require_vetting
-        && !org.trusted_publishers.contains(&manifest.plugin.publisher)
-        && !registry
-            .is_vetted(&org.name, &version)
-            .await
-            .map_err(coded)?
-    {
-        let request = registry
-            .request_vetting(&org.name, workspace, &version, actor)
-            .await
-            .map_err(coded)?;
-        record(
-            audit,
-            actor,
-            AuditAction::VettingRequest,
-            format!("organization/{}/vetting/{}", org.name, request.id),
-            serde_json::to_value(&request)?,
-        )?;
-        if request.status != hyyve_registry::vetting::VettingStatus::Approved {
-            return Ok(None);
-        }
-    }
-    if manifest.plugin.kind != PluginKind::Node {
-        anyhow::bail!(
-            "{} is a {:?} plugin; workflows install node plugins only (for now)",
-            version.reference(),
-            manifest.plugin.kind
-        );
-    }
+    // Loaded before it is installed: a component this host cannot run is not installed.
     let component = registry
         .component(&version.component_digest)
         .await
         .map_err(coded)?;
-    let plugin = Arc::new(runtime.load_node_plugin(&component).await?);
-    installer.install(
-        &plugin_id.to_string(),
-        plugin,
-        &manifest,
-        &version.manifest_text,
-    )?;
-    Ok(Some(version))
+    runtime.load_node_plugin(&component).await?;
+    let candidate = Candidate::from_registry(version.clone()).map_err(coded)?;
+    let accepted = installs.policy.workspace_grant(&plugin_id)?;
+    match installs
+        .installer(Some(registry))
+        .install(&installs.acting, &candidate, accepted)
+        .await
+    {
+        Ok(_) => Ok(Some(version)),
+        Err(InstallError::VettingPending { .. }) => Ok(None),
+        Err(InstallError::Registry(e)) => Err(coded(e)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Marketplace and account commands.
@@ -701,22 +686,6 @@ pub async fn vet_command(
     Ok(())
 }
 
-/// Counts one day's invocations of registry plugins toward their creators' payouts.
-pub async fn record_usage(
-    registry: &Registry,
-    workspace: &str,
-    invocations: &std::collections::HashMap<String, i64>,
-) -> anyhow::Result<()> {
-    let day = today();
-    for (plugin, count) in invocations {
-        registry
-            .record_usage(plugin, workspace, &day, *count)
-            .await
-            .map_err(coded)?;
-    }
-    Ok(())
-}
-
 /// Whether a workflow's plugin reference names a registry package (`namespace:name`,
 /// not a first-party `hyyve:` plugin or a `.wasm` file).
 pub fn is_registry_reference(reference: &str) -> bool {
@@ -725,47 +694,37 @@ pub fn is_registry_reference(reference: &str) -> bool {
         && reference.parse::<PluginId>().is_ok()
 }
 
-/// The component a workspace's install of `id` is pinned to, with its manifest. A yanked
-/// version keeps working here: only new installs avoid it.
+/// The component a workspace's install of `reference` is pinned to, with its registry
+/// version. A yanked version keeps working here: only new installs avoid it.
 pub async fn load_installed(
     registry: &Registry,
     runtime: &Runtime,
-    installer: &Installer,
+    installs: &LocalInstalls,
     reference: &str,
-) -> anyhow::Result<crate::resolve::Resolved> {
-    let id: PluginId = reference.parse().map_err(anyhow::Error::msg)?;
-    let digest = installer.pinned_digest(&id).with_context(|| {
+) -> anyhow::Result<(crate::resolve::Resolved, VersionRecord)> {
+    let record = installs.get(reference).await?.with_context(|| {
         format!("plugin `{reference}` is not installed in this workspace (hyyve install {reference}@<range>)")
     })?;
-    let digest = format!("sha256:{digest}");
+    let digest = record.component_digest;
     let version = registry
         .version_by_digest(reference, &digest)
         .await
         .map_err(coded)?;
     let component = registry.component(&digest).await.map_err(coded)?;
-    Ok(crate::resolve::Resolved {
+    let resolved = crate::resolve::Resolved {
         plugin: Arc::new(runtime.load_node_plugin(&component).await?),
         manifest: version.manifest().map_err(coded)?,
-        manifest_text: version.manifest_text,
-    })
+        manifest_text: version.manifest_text.clone(),
+    };
+    Ok((resolved, version))
 }
 
 /// `hyyve install REFERENCE`: exit 3 while the organization's review is pending.
 pub async fn install_command(local: &Local, reference: &str) -> anyhow::Result<ExitCode> {
     let runtime = local.runtime()?;
     let registry = open(&local.data_dir, runtime.clone()).await?;
-    let audit = local.audit_log()?;
-    let installer = local.installer(audit.clone())?;
-    let installed = install(
-        &registry,
-        &runtime,
-        &installer,
-        &audit,
-        &local.workspace,
-        &local.actor,
-        reference,
-    )
-    .await?;
+    let installs = local.installs(local.audit_log()?).await?;
+    let installed = install(&registry, &runtime, &installs, reference).await?;
     Ok(match installed {
         Some(version) => {
             println!(
@@ -779,7 +738,7 @@ pub async fn install_command(local: &Local, reference: &str) -> anyhow::Result<E
         None => {
             println!(
                 "{reference} waits for review by organization {} (hyyve vet list)",
-                installer.org().name
+                installs.policy.org.name
             );
             ExitCode::from(3)
         }
@@ -797,6 +756,8 @@ pub async fn registry_exec(local: &Local, command: RegistryCommand) -> anyhow::R
 pub async fn vet_exec(local: &Local, command: VetCommand) -> anyhow::Result<()> {
     let registry = open(&local.data_dir, local.runtime()?).await?;
     let audit = local.audit_log()?;
-    let org = crate::install::PolicyFiles::load(&local.data_dir)?.org.name;
+    let org = hyyve_platform::files::PolicyFiles::load(&local.data_dir)?
+        .org
+        .name;
     vet_command(&registry, &audit, &org, &local.actor, command).await
 }

@@ -10,6 +10,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use hyyve_workflow::{Executor, ExecutorConfig, PluginSet, ResultCache, RunStatus, Workflow};
 
+use hyyve_platform::FileAudit;
+use hyyve_platform::audit::{NodeDenials, audit_denials};
+use hyyve_platform::usage::UsageTally;
+
 use crate::local::Local;
 use crate::resolve::Resolver;
 use crate::{registry_cli, report};
@@ -49,24 +53,48 @@ pub async fn exec(local: &Local, args: RunArgs) -> anyhow::Result<ExitCode> {
         .plugin_refs()
         .into_iter()
         .partition(|r| registry_cli::is_registry_reference(r));
-    let mut resolved = Resolver::new(runtime.clone())
+    let resolved = Resolver::new(runtime.clone())
         .resolve(&from_files, &base)
         .await?;
-    let audit = local.audit_log()?;
-    let installer = local.installer(audit.clone())?;
-    let registry = match from_registry.is_empty() {
+    let audit = FileAudit(local.audit_log()?);
+    let installs = local.installs(audit.0.clone()).await?;
+    let database = match from_registry.is_empty() {
         true => None,
-        false => Some(registry_cli::open(&local.data_dir, runtime.clone()).await?),
+        false => Some(registry_cli::open_database(&local.data_dir).await?),
     };
+    let registry = database
+        .as_ref()
+        .map(|db| registry_cli::registry_on(&local.data_dir, db, runtime.clone()))
+        .transpose()?;
+    let mut plugins = PluginSet::new();
     if let Some(registry) = &registry {
         for reference in &from_registry {
-            let r = registry_cli::load_installed(registry, &runtime, &installer, reference).await?;
-            resolved.insert((*reference).to_owned(), r);
+            let (r, version) =
+                registry_cli::load_installed(registry, &runtime, &installs, reference).await?;
+            let installed = installs
+                .ensure(
+                    Some(registry),
+                    reference,
+                    r.plugin,
+                    &r.manifest,
+                    &r.manifest_text,
+                    Some(version),
+                )
+                .await?;
+            plugins.insert((*reference).to_owned(), installed);
         }
     }
-    let mut plugins = PluginSet::new();
     for (reference, r) in resolved {
-        let installed = installer.install(&reference, r.plugin, &r.manifest, &r.manifest_text)?;
+        let installed = installs
+            .ensure(
+                None,
+                &reference,
+                r.plugin,
+                &r.manifest,
+                &r.manifest_text,
+                None,
+            )
+            .await?;
         plugins.insert(reference, installed);
     }
     let plan = match hyyve_workflow::validate(&spec, &plugins) {
@@ -91,40 +119,31 @@ pub async fn exec(local: &Local, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let run_id = format!("run-{}", std::process::id());
     let report = executor.run(plan, &run_id, &input).await?;
+    let mut usage = UsageTally::default();
+    let today = hyyve_platform::usage::today();
     for node in &report.nodes {
         let plugin = spec
             .nodes
             .iter()
             .find(|n| n.id == node.id)
-            .map(|n| n.plugin.as_str());
-        for denial in &node.metering.denials {
-            let subject = format!(
-                "workspace/{}/run/{run_id}/node/{}",
-                local.workspace, node.id
-            );
-            audit.append(denial.audit_event(
-                plugin.unwrap_or_default(),
-                subject,
-                i64::from(node.attempts),
-            ))?;
+            .map(|n| n.plugin.as_str())
+            .unwrap_or_default();
+        let denials = NodeDenials {
+            plugin,
+            run_id: &run_id,
+            node_id: &node.id,
+            attempt: i64::from(node.attempts),
+            denials: &node.metering.denials,
+        };
+        audit_denials(&audit, &local.workspace, denials).await?;
+        if node.status == hyyve_workflow::NodeStatus::Succeeded && from_registry.contains(&plugin) {
+            usage.add(plugin, &local.workspace, &today);
         }
     }
-    if let Some(registry) = &registry {
-        let mut invocations = std::collections::HashMap::new();
-        for node in &report.nodes {
-            let plugin = spec
-                .nodes
-                .iter()
-                .find(|n| n.id == node.id)
-                .map(|n| &n.plugin);
-            if let Some(plugin) = plugin
-                && node.status == hyyve_workflow::NodeStatus::Succeeded
-                && from_registry.contains(&plugin.as_str())
-            {
-                *invocations.entry(plugin.clone()).or_insert(0i64) += 1;
-            }
-        }
-        registry_cli::record_usage(registry, &local.workspace, &invocations).await?;
+    if let Some(db) = &database
+        && !usage.is_empty()
+    {
+        usage.record(&mut *db.pool.acquire().await?).await?;
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -4,6 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use hyyve_platform::audit::secret_subject;
+use hyyve_platform::{AuditSink as _, FileAudit};
 use hyyve_policy::{AuditAction, AuditEvent};
 use hyyve_secrets::SecretValue;
 
@@ -29,7 +31,7 @@ pub enum SecretsCommand {
 /// Runs one `hyyve secrets` command.
 pub async fn exec(local: &Local, command: SecretsCommand) -> anyhow::Result<ExitCode> {
     let store = local.secret_store()?;
-    let audit = local.audit_log()?;
+    let audit = FileAudit(local.audit_log()?);
     let ws = &local.workspace;
     match command {
         SecretsCommand::Set { name } => {
@@ -39,12 +41,13 @@ pub async fn exec(local: &Local, command: SecretsCommand) -> anyhow::Result<Exit
             let value = value.trim_end_matches(['\n', '\r']).to_owned();
             hyyve_secrets::check_value(&value).map_err(anyhow::Error::msg)?;
             store.put(ws, &name, &SecretValue::new(value)).await?;
-            audit.append(AuditEvent {
-                actor: local.actor.clone(),
-                action: AuditAction::SecretSet.as_str().into(),
-                subject: format!("workspace/{ws}/secret/{name}"),
-                detail: serde_json::Value::Null,
-            })?;
+            let event = AuditEvent::new(
+                &local.actor,
+                AuditAction::SecretSet,
+                secret_subject(&name),
+                serde_json::Value::Null,
+            );
+            audit.append(ws, event).await?;
         }
         SecretsCommand::List => {
             for name in store.names(ws).await? {
@@ -55,12 +58,13 @@ pub async fn exec(local: &Local, command: SecretsCommand) -> anyhow::Result<Exit
             if !store.delete(ws, &name).await? {
                 anyhow::bail!("workspace `{ws}` has no secret `{name}`");
             }
-            audit.append(AuditEvent {
-                actor: local.actor.clone(),
-                action: AuditAction::SecretDelete.as_str().into(),
-                subject: format!("workspace/{ws}/secret/{name}"),
-                detail: serde_json::Value::Null,
-            })?;
+            let event = AuditEvent::new(
+                &local.actor,
+                AuditAction::SecretDelete,
+                secret_subject(&name),
+                serde_json::Value::Null,
+            );
+            audit.append(ws, event).await?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -7,8 +7,6 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use hyyve_registry::Registry;
-use hyyve_registry::storage::open_database;
 use hyyve_runtime::{Runtime, RuntimeConfig};
 use hyyve_secrets::SecretKey;
 use hyyve_server::kv::SqlKv;
@@ -44,31 +42,24 @@ pub enum AdminCommand {
 /// and secrets live in the server's database, so every process on it (with the same
 /// `HYYVE_SECRET_KEY`) shares them.
 async fn state(data_dir: &Path, runtime: RuntimeConfig) -> anyhow::Result<AppState> {
-    let blobs = crate::registry_cli::blobs(data_dir)?;
-    let (db, backend) = open_database(&crate::registry_cli::database_url(data_dir)).await?;
+    let db = crate::registry_cli::open_database(data_dir).await?;
     let key = SecretKey::from_env_or_file(&data_dir.join("secret.key"))?;
     let runtime = Arc::new(Runtime::new(RuntimeConfig {
-        kv: Arc::new(SqlKv::new(db.clone())),
-        secrets: Arc::new(SqlSecretStore::new(db.clone(), key)),
+        kv: Arc::new(SqlKv::new(db.pool.clone())),
+        secrets: Arc::new(SqlSecretStore::new(db.pool.clone(), key)),
         ..runtime
     })?);
-    let registry = Registry::with_database(
-        db,
-        backend,
-        blobs,
-        crate::registry_cli::max_package_bytes(),
-        runtime,
-    );
+    let registry = crate::registry_cli::registry_on(data_dir, &db, runtime)?;
     let config = ServerConfig {
         max_package_bytes: crate::registry_cli::max_package_bytes() as usize,
-        platform: crate::install::PolicyFiles::load(data_dir)?.platform,
+        platform: hyyve_platform::files::PolicyFiles::load(data_dir)?.platform,
         scheduler: SchedulerConfig {
             workers: workers()?,
             instance: instance(data_dir)?,
             ..SchedulerConfig::default()
         },
     };
-    Ok(AppState::start(Arc::new(registry), config).await?)
+    Ok(AppState::start(db.pool, Arc::new(registry), config).await?)
 }
 
 /// This data dir's server instance name (`<data>/instance`, made on first use): a server
@@ -104,11 +95,7 @@ fn print_key(made: &Bootstrap) {
 }
 
 /// `hyyve admin …`.
-pub async fn admin(
-    data_dir: &Path,
-    runtime: Arc<Runtime>,
-    command: AdminCommand,
-) -> anyhow::Result<()> {
+pub async fn admin(data_dir: &Path, command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::Bootstrap {
             org,
@@ -118,8 +105,8 @@ pub async fn admin(
         } => {
             let plan: Plan = serde_json::from_value(serde_json::Value::String(plan.clone()))
                 .map_err(|_| anyhow::anyhow!("plan `{plan}`: free, pro, team or enterprise"))?;
-            let registry = crate::registry_cli::open(data_dir, runtime).await?;
-            let made = Tenancy::new(registry.database().clone())
+            let db = crate::registry_cli::open_database(data_dir).await?;
+            let made = Tenancy::new(db.pool)
                 .bootstrap(&org, &workspace, &owner, plan)
                 .await?;
             println!(

@@ -1,7 +1,6 @@
 //! Capability denials and exceeded quotas seen during one invocation. Each is recorded
 //! on the metering record; if the invocation then fails, the first one is its error.
 
-use hyyve_policy::{AuditAction, AuditEvent};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -92,24 +91,6 @@ pub struct Denial {
     pub kind: DenialKind,
     /// Human-readable detail (destination, secret name, quota).
     pub detail: String,
-}
-
-impl Denial {
-    /// The audit log's entry for this denial, the same in local mode and the server:
-    /// `plugin` asked, while running as the node of the run that `subject` names.
-    pub fn audit_event(&self, plugin: &str, subject: String, attempt: i64) -> AuditEvent {
-        AuditEvent::new(
-            AuditAction::denial_actor(plugin),
-            AuditAction::CapabilityDenied,
-            subject,
-            serde_json::json!({
-                "capability": self.kind.capability(),
-                "kind": self.kind.as_str(),
-                "detail": self.detail,
-                "attempt": attempt,
-            }),
-        )
-    }
 }
 
 impl fmt::Display for Denial {

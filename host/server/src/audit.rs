@@ -259,6 +259,19 @@ impl Audit {
     }
 }
 
+#[async_trait::async_trait]
+impl hyyve_platform::AuditSink for Audit {
+    async fn append(
+        &self,
+        workspace: &str,
+        event: AuditEvent,
+    ) -> Result<(), hyyve_platform::StoreError> {
+        Audit::append(self, workspace, event)
+            .await
+            .map_err(|e| hyyve_platform::StoreError::new("audit log", e))
+    }
+}
+
 /// Whether another writer took the number this append wanted.
 fn is_taken(e: &sqlx::Error) -> bool {
     e.as_database_error()

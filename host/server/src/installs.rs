@@ -1,15 +1,18 @@
-//! Registry plugins installed in a workspace: resolved to one version, checked against
-//! yanks, the organization's vetting rule and policy, pinned by component digest, with
-//! the grant computed once at install. Workflows run only installed plugins.
+//! Registry plugins installed in a workspace. The install steps (kind check, vetting
+//! gate, effective grant, persist, audit) are the platform core's
+//! ([`hyyve_platform::Installer`]); this module is the server's stores under it (the
+//! `installs` and `org_policies` tables), the API's view of an install, and loading the
+//! installed components for runs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use hyyve_policy::{
-    OrgPolicy, PlatformConfig, PluginId, PluginKind, WorkspaceGrant, effective_grant,
+use hyyve_platform::{
+    Acting, Candidate, InstallError, InstallRecord, InstallStore, Installer, PolicyStore,
+    StoreError,
 };
+use hyyve_policy::{OrgPolicy, PlatformConfig, PluginId, WorkspaceGrant};
 use hyyve_registry::Registry;
-use hyyve_registry::vetting::VettingStatus;
 use hyyve_runtime::NodePlugin;
 use hyyve_workflow::Installed;
 use serde::Serialize;
@@ -17,6 +20,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 use utoipa::ToSchema;
 
+use crate::audit::Audit;
 use crate::error::ApiError;
 use crate::ids::{iso8601, now_ms};
 use crate::tenancy::Principal;
@@ -37,77 +41,246 @@ pub struct Install {
     /// The effective grant the plugin runs with.
     #[schema(value_type = Object)]
     pub grant: serde_json::Value,
-    /// The key that installed it.
+    /// The key that installed it: `<key name> (<key id>)`.
     pub installed_by: String,
     /// ISO-8601 UTC.
     pub installed_at: String,
 }
 
-impl Install {
-    /// What the audit log keeps of an install (`plugin.install`).
-    pub fn audit_detail(&self) -> serde_json::Value {
-        serde_json::json!({
-            "version": self.version,
-            "digest": self.component_digest,
-            "grant": self.grant,
+impl TryFrom<InstallRecord> for Install {
+    type Error = ApiError;
+
+    fn try_from(record: InstallRecord) -> Result<Self, ApiError> {
+        let json = |value: serde_json::Result<serde_json::Value>| {
+            value.map_err(|e| ApiError::Internal(format!("install: {e}")))
+        };
+        Ok(Install {
+            plugin: record.reference,
+            version: record.version,
+            component_digest: record.component_digest,
+            accepted: json(serde_json::to_value(&record.accepted))?,
+            grant: json(serde_json::to_value(&record.grant))?,
+            installed_by: record.installed_by,
+            installed_at: iso8601(record.installed_at),
         })
     }
 }
 
-fn install_from(row: &AnyRow) -> Result<Install, ApiError> {
-    let json = |column: &str| -> Result<serde_json::Value, ApiError> {
-        let text: String = row.try_get(column)?;
-        serde_json::from_str(&text).map_err(|e| ApiError::Internal(format!("{column}: {e}")))
-    };
-    Ok(Install {
-        plugin: row.try_get("plugin_id")?,
+/// The `installs` table as the core's [`InstallStore`].
+pub struct SqlInstalls {
+    db: AnyPool,
+}
+
+impl SqlInstalls {
+    /// Over the host's database.
+    pub fn new(db: AnyPool) -> Self {
+        Self { db }
+    }
+}
+
+const COLUMNS: &str = "plugin_id, version, component_digest, manifest_digest, policy_digest, \
+     accepted, grant_json, installed_by, installed_at";
+
+fn json_column<T: serde::de::DeserializeOwned>(
+    row: &AnyRow,
+    column: &str,
+) -> Result<T, StoreError> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::new(format!("stored {column}"), e))
+}
+
+fn record_from(row: &AnyRow) -> Result<InstallRecord, StoreError> {
+    Ok(InstallRecord {
+        reference: row.try_get("plugin_id")?,
         version: row.try_get("version")?,
         component_digest: row.try_get("component_digest")?,
-        accepted: json("accepted")?,
-        grant: json("grant_json")?,
+        manifest_digest: row.try_get("manifest_digest")?,
+        policy_digest: row.try_get("policy_digest")?,
+        accepted: json_column(row, "accepted")?,
+        grant: json_column(row, "grant_json")?,
         installed_by: row.try_get("installed_by")?,
-        installed_at: iso8601(row.try_get("installed_at")?),
+        installed_at: row.try_get("installed_at")?,
     })
 }
 
-const COLUMNS: &str =
-    "plugin_id, version, component_digest, accepted, grant_json, installed_by, installed_at";
+#[async_trait::async_trait]
+impl InstallStore for SqlInstalls {
+    async fn get(
+        &self,
+        workspace: &str,
+        reference: &str,
+    ) -> Result<Option<InstallRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM installs WHERE workspace_id = $1 AND plugin_id = $2"
+        )))
+        .bind(workspace)
+        .bind(reference)
+        .fetch_optional(&self.db)
+        .await?;
+        row.as_ref().map(record_from).transpose()
+    }
+
+    async fn put(&self, workspace: &str, record: &InstallRecord) -> Result<(), StoreError> {
+        let text =
+            |value: serde_json::Result<String>| value.map_err(|e| StoreError::new("install", e));
+        sqlx::query(
+            "INSERT INTO installs (workspace_id, plugin_id, version, component_digest, \
+             manifest_digest, policy_digest, accepted, grant_json, installed_by, installed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (workspace_id, plugin_id) DO UPDATE SET version = $3, \
+             component_digest = $4, manifest_digest = $5, policy_digest = $6, accepted = $7, \
+             grant_json = $8, installed_by = $9, installed_at = $10",
+        )
+        .bind(workspace)
+        .bind(&record.reference)
+        .bind(&record.version)
+        .bind(&record.component_digest)
+        .bind(&record.manifest_digest)
+        .bind(&record.policy_digest)
+        .bind(text(serde_json::to_string(&record.accepted))?)
+        .bind(text(serde_json::to_string(&record.grant))?)
+        .bind(&record.installed_by)
+        .bind(record.installed_at)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove(&self, workspace: &str, reference: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM installs WHERE workspace_id = $1 AND plugin_id = $2")
+            .bind(workspace)
+            .bind(reference)
+            .execute(&self.db)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list(&self, workspace: &str) -> Result<Vec<InstallRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM installs WHERE workspace_id = $1 ORDER BY plugin_id"
+        )))
+        .bind(workspace)
+        .fetch_all(&self.db)
+        .await?;
+        rows.iter().map(record_from).collect()
+    }
+}
+
+/// The `org_policies` table as the core's [`PolicyStore`]: an organization without a
+/// stored policy has the default one, named after it.
+pub struct SqlPolicies {
+    db: AnyPool,
+}
+
+#[async_trait::async_trait]
+impl PolicyStore for SqlPolicies {
+    async fn org_policy(&self, acting: &Acting) -> Result<OrgPolicy, StoreError> {
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT policy FROM org_policies WHERE org_id = $1")
+                .bind(&acting.org_id)
+                .fetch_optional(&self.db)
+                .await?;
+        match stored {
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| StoreError::new("stored organization policy", e)),
+            None => Ok(OrgPolicy {
+                name: org_name(&self.db, &acting.org_id).await?,
+                ..OrgPolicy::default()
+            }),
+        }
+    }
+}
+
+async fn org_name(db: &AnyPool, org_id: &str) -> Result<String, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT name FROM tenant_orgs WHERE id = $1")
+            .bind(org_id)
+            .fetch_one(db)
+            .await?,
+    )
+}
+
+/// Who a principal is, to the platform core.
+pub fn acting(principal: &Principal) -> Acting {
+    Acting {
+        org_id: principal.org_id.clone(),
+        workspace_id: principal.workspace_id.clone(),
+        workspace_name: principal.workspace_name.clone(),
+        actor: crate::audit::actor(principal),
+    }
+}
+
+impl From<InstallError> for ApiError {
+    fn from(e: InstallError) -> Self {
+        match e {
+            InstallError::NotANode { .. } => {
+                ApiError::unprocessable("not_a_node_plugin", e.to_string())
+            }
+            InstallError::VettingPending { request, .. } => ApiError::Unprocessable {
+                code: "vetting_required".into(),
+                message: e.to_string(),
+                details: serde_json::json!({ "vettingRequest": request }),
+            },
+            InstallError::Refused { .. } => {
+                ApiError::unprocessable("install_refused", e.to_string())
+            }
+            InstallError::NotInstalled(plugin) => {
+                ApiError::NotFound(format!("install of {plugin}"))
+            }
+            InstallError::Registry(e) => e.into(),
+            InstallError::Store(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
 
 /// Installs and organization policies, over the shared database and the registry.
 pub struct Installs {
     db: AnyPool,
     registry: Arc<Registry>,
     platform: PlatformConfig,
+    store: SqlInstalls,
+    policies: SqlPolicies,
+    audit: Arc<Audit>,
     /// Loaded components by digest: loading compiles (or reads the compile cache).
     loaded: Mutex<HashMap<String, Arc<NodePlugin>>>,
 }
 
 impl Installs {
-    /// Over the registry's database, bounded by `platform`.
-    pub fn new(registry: Arc<Registry>, platform: PlatformConfig) -> Self {
+    /// Over the host's database and its registry, bounded by `platform`, audited in
+    /// `audit`.
+    pub fn new(
+        db: AnyPool,
+        registry: Arc<Registry>,
+        platform: PlatformConfig,
+        audit: Arc<Audit>,
+    ) -> Self {
         Self {
-            db: registry.database().clone(),
+            store: SqlInstalls::new(db.clone()),
+            policies: SqlPolicies { db: db.clone() },
+            db,
             registry,
             platform,
+            audit,
             loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn installer(&self) -> Installer<'_> {
+        Installer {
+            platform: &self.platform,
+            policies: &self.policies,
+            installs: &self.store,
+            audit: self.audit.as_ref(),
+            registry: Some(&self.registry),
         }
     }
 
     /// The organization's policy (the default one, named after it, until set).
     pub async fn org_policy(&self, principal: &Principal) -> Result<OrgPolicy, ApiError> {
-        let stored: Option<String> =
-            sqlx::query_scalar("SELECT policy FROM org_policies WHERE org_id = $1")
-                .bind(&principal.org_id)
-                .fetch_optional(&self.db)
-                .await?;
-        match stored {
-            Some(text) => serde_json::from_str(&text)
-                .map_err(|e| ApiError::Internal(format!("stored organization policy: {e}"))),
-            None => Ok(OrgPolicy {
-                name: principal.org_name.clone(),
-                ..OrgPolicy::default()
-            }),
-        }
+        self.policies
+            .org_policy(&acting(principal))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))
     }
 
     /// Replaces the organization's policy. Its registry name is always the
@@ -135,8 +308,9 @@ impl Installs {
     }
 
     /// Installs `plugin` at the greatest unyanked version matching `range`, replacing an
-    /// earlier install of it. Refused (422) when yanked, not vetted while the organization
-    /// requires vetting (a review is requested), or refused by policy.
+    /// earlier install of it, audited. Refused (422) when yanked, not a node plugin, not
+    /// vetted while the organization requires vetting (a review is requested), or
+    /// refused by policy.
     pub async fn install(
         &self,
         principal: &Principal,
@@ -153,113 +327,39 @@ impl Installs {
             }
         })?;
         let version = self.registry.resolve(&id.to_string(), range).await?;
-        let manifest = version.manifest()?;
-        if manifest.plugin.kind != PluginKind::Node {
-            return Err(ApiError::unprocessable(
-                "not_a_node_plugin",
-                format!(
-                    "{} is not a node plugin; workflows install node plugins",
-                    version.reference()
-                ),
-            ));
-        }
-        let org = self.org_policy(principal).await?;
-        if org.require_vetting
-            && !org.trusted_publishers.contains(&manifest.plugin.publisher)
-            && !self.registry.is_vetted(&org.name, &version).await?
-        {
-            let request = self
-                .registry
-                .request_vetting(
-                    &org.name,
-                    &principal.workspace_name,
-                    &version,
-                    &principal.key_name,
-                )
-                .await?;
-            if request.status != VettingStatus::Approved {
-                return Err(ApiError::Unprocessable {
-                    code: "vetting_required".into(),
-                    message: format!(
-                        "{} awaits review by organization {} (request {})",
-                        version.reference(),
-                        org.name,
-                        request.id
-                    ),
-                    details: serde_json::json!({ "vettingRequest": request.id }),
-                });
-            }
-        }
-        let explanation = effective_grant(&manifest, &self.platform, &org, &accepted);
-        let Some(grant) = explanation.grant.clone() else {
-            return Err(ApiError::unprocessable(
-                "install_refused",
-                format!(
-                    "{} may not be installed: {}",
-                    version.reference(),
-                    explanation.refused.unwrap_or_default()
-                ),
-            ));
-        };
-        let accepted_text = serde_json::to_string(&accepted)
-            .map_err(|e| ApiError::Internal(format!("accepted: {e}")))?;
-        let grant_text =
-            serde_json::to_string(&grant).map_err(|e| ApiError::Internal(format!("grant: {e}")))?;
-        sqlx::query(
-            "INSERT INTO installs (workspace_id, plugin_id, version, component_digest, accepted, \
-             grant_json, installed_by, installed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (workspace_id, plugin_id) DO UPDATE SET version = $3, \
-             component_digest = $4, accepted = $5, grant_json = $6, installed_by = $7, \
-             installed_at = $8",
-        )
-        .bind(&principal.workspace_id)
-        .bind(id.to_string())
-        .bind(version.version.to_string())
-        .bind(&version.component_digest)
-        .bind(accepted_text)
-        .bind(grant_text)
-        .bind(&principal.key_name)
-        .bind(now_ms())
-        .execute(&self.db)
-        .await?;
-        self.get(&principal.workspace_id, &id.to_string()).await
+        let candidate = Candidate::from_registry(version)?;
+        let record = self
+            .installer()
+            .install(&acting(principal), &candidate, accepted)
+            .await?;
+        record.try_into()
+    }
+
+    /// Uninstalls, audited; workflows naming it no longer validate.
+    pub async fn uninstall(&self, principal: &Principal, plugin: &str) -> Result<(), ApiError> {
+        Ok(self
+            .installer()
+            .uninstall(&acting(principal), plugin)
+            .await?)
     }
 
     /// The workspace's installs, by plugin.
     pub async fn list(&self, workspace: &str) -> Result<Vec<Install>, ApiError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM installs WHERE workspace_id = $1 ORDER BY plugin_id"
-        )))
-        .bind(workspace)
-        .fetch_all(&self.db)
-        .await?;
-        rows.iter().map(install_from).collect()
+        let records = self.store.list(workspace).await.map_err(internal)?;
+        records.into_iter().map(Install::try_from).collect()
     }
 
     /// One install of the workspace.
     pub async fn get(&self, workspace: &str, plugin: &str) -> Result<Install, ApiError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM installs WHERE workspace_id = $1 AND plugin_id = $2"
-        )))
-        .bind(workspace)
-        .bind(plugin)
-        .fetch_optional(&self.db)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("install of {plugin}")))?;
-        install_from(&row)
+        self.record(workspace, plugin).await?.try_into()
     }
 
-    /// Uninstalls; workflows naming it no longer validate.
-    pub async fn remove(&self, workspace: &str, plugin: &str) -> Result<(), ApiError> {
-        let done = sqlx::query("DELETE FROM installs WHERE workspace_id = $1 AND plugin_id = $2")
-            .bind(workspace)
-            .bind(plugin)
-            .execute(&self.db)
-            .await?;
-        match done.rows_affected() {
-            0 => Err(ApiError::NotFound(format!("install of {plugin}"))),
-            _ => Ok(()),
-        }
+    async fn record(&self, workspace: &str, plugin: &str) -> Result<InstallRecord, ApiError> {
+        self.store
+            .get(workspace, plugin)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| ApiError::NotFound(format!("install of {plugin}")))
     }
 
     /// The installs behind `references`, loaded, for validating and running a workflow.
@@ -273,19 +373,20 @@ impl Installs {
     ) -> Result<hyyve_workflow::PluginSet, ApiError> {
         let mut set = hyyve_workflow::PluginSet::new();
         for &reference in references {
-            let install = match self.get(workspace, reference).await {
-                Ok(install) => install,
-                Err(ApiError::NotFound(_)) => continue,
-                Err(e) => return Err(e),
+            let Some(install) = self
+                .store
+                .get(workspace, reference)
+                .await
+                .map_err(internal)?
+            else {
+                continue;
             };
-            let grant = serde_json::from_value(install.grant.clone())
-                .map_err(|e| ApiError::Internal(format!("stored grant of {reference}: {e}")))?;
             set.insert(
                 reference.to_owned(),
                 Installed {
                     id: reference.to_owned(),
                     plugin: self.load(&install.component_digest).await?,
-                    grant: Arc::new(grant),
+                    grant: Arc::new(install.grant),
                 },
             );
         }
@@ -310,6 +411,10 @@ impl Installs {
             .insert(digest.to_owned(), plugin.clone());
         Ok(plugin)
     }
+}
+
+fn internal(e: StoreError) -> ApiError {
+    ApiError::Internal(e.to_string())
 }
 
 /// Whether `plugin` has the documented `namespace:name` shape (lowercase words of letters

@@ -33,6 +33,7 @@ use installs::Installs;
 use metrics::{Metrics, RefusalLabels};
 use runs::{Runs, SchedulerConfig};
 use secrets::Secrets;
+use sqlx::AnyPool;
 use workflows::Workflows;
 
 pub use error::ApiError;
@@ -76,14 +77,23 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Over an open registry (sharing its database and runtime), with the worker pool
-    /// started after every run a previous process left open was queued again.
-    pub async fn start(registry: Arc<Registry>, config: ServerConfig) -> Result<Self, ApiError> {
-        let db = registry.database().clone();
+    /// Over the host's database and a registry on it (whose runtime runs the plugins),
+    /// with the worker pool started after every run a previous process left open was
+    /// queued again.
+    pub async fn start(
+        db: AnyPool,
+        registry: Arc<Registry>,
+        config: ServerConfig,
+    ) -> Result<Self, ApiError> {
         let registry_secrets = registry.runtime().secrets().clone();
-        let installs = Arc::new(Installs::new(registry.clone(), config.platform));
         let metrics = Arc::new(Metrics::default());
         let audit = Arc::new(Audit::new(db.clone()));
+        let installs = Arc::new(Installs::new(
+            db.clone(),
+            registry.clone(),
+            config.platform,
+            audit.clone(),
+        ));
         let runs = Arc::new(Runs::new(
             db.clone(),
             installs.clone(),

@@ -107,14 +107,14 @@ async fn publish_resolve_search(db: Db) {
     // Payout from metered usage: 300 invocations at $0.002, a new creator: no fee.
     let period = &hyyve_registry::marketplace::today()[..7];
     let day = hyyve_registry::marketplace::today();
-    f.registry
-        .record_usage("acme:text", "ws-a", &day, 200)
-        .await
-        .unwrap();
-    f.registry
-        .record_usage("acme:text", "ws-b", &day, 100)
-        .await
-        .unwrap();
+    let mut usage = hyyve_platform::usage::UsageTally::default();
+    for (workspace, invocations) in [("ws-a", 200), ("ws-b", 100)] {
+        for _ in 0..invocations {
+            usage.add("acme:text", workspace, &day);
+        }
+    }
+    let mut conn = f.db.acquire().await.unwrap();
+    usage.record(&mut conn).await.unwrap();
     let payout = f.registry.compute_payout("acme", period).await.unwrap();
     assert_eq!(payout.gross_micros, 600_000);
     assert_eq!((payout.fee_micros, payout.net_micros), (0, 600_000));

@@ -5,6 +5,7 @@ mod bad_input;
 mod flows;
 mod schema_parity;
 
+use hyyve_database::Database;
 use hyyve_registry::signing::KeyPair;
 use hyyve_registry::storage::Blobs;
 use hyyve_registry::{Registry, RegistryConfig, RegistryError};
@@ -16,6 +17,8 @@ use hyyve_tests::runtime;
 /// organization `bigcorp` registered.
 pub struct Fixture {
     pub registry: Registry,
+    /// The database the registry is on.
+    pub db: sqlx::AnyPool,
     pub acme: KeyPair,
     pub mallory: KeyPair,
     pub bigcorp: KeyPair,
@@ -30,16 +33,15 @@ impl Fixture {
     pub async fn with_limit(db: Db, max_package_bytes: u64) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let database_url = db.fresh_url(dir.path()).await;
-        let registry = Registry::open(
+        let db = Database::open(&database_url).await.expect("database opens");
+        let registry = Registry::new(
+            db.pool.clone(),
             RegistryConfig {
-                database_url,
                 blobs: Blobs::local(&dir.path().join("blobs")).unwrap(),
                 max_package_bytes,
             },
             runtime(),
-        )
-        .await
-        .expect("registry opens");
+        );
         let acme = KeyPair::generate("acme").unwrap();
         let mallory = KeyPair::generate("mallory").unwrap();
         let bigcorp = KeyPair::generate("bigcorp").unwrap();
@@ -57,6 +59,7 @@ impl Fixture {
             .unwrap();
         Self {
             registry,
+            db: db.pool,
             acme,
             mallory,
             bigcorp,

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hyyve_registry::storage::open_database;
+use hyyve_database::Database;
 use sqlx::{AnyPool, Row};
 
 use super::Db;
@@ -28,12 +28,14 @@ type Schema = BTreeMap<String, Table>;
 #[tokio::test]
 async fn sqlite_and_postgres_migrations_build_the_same_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let (sqlite, _) = open_database(&Db::Sqlite.fresh_url(dir.path()).await)
+    let sqlite = Database::open(&Db::Sqlite.fresh_url(dir.path()).await)
         .await
-        .unwrap();
-    let (postgres, _) = open_database(&Db::Postgres.fresh_url(dir.path()).await)
+        .unwrap()
+        .pool;
+    let postgres = Database::open(&Db::Postgres.fresh_url(dir.path()).await)
         .await
-        .unwrap();
+        .unwrap()
+        .pool;
     let lite = sqlite_schema(&sqlite).await;
     let pg = postgres_schema(&postgres).await;
     assert!(

@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use hyyve_registry::Registry;
+use hyyve_database::Database;
 use hyyve_registry::signing::KeyPair;
 use hyyve_registry::storage::Blobs;
-use hyyve_registry::storage::open_database;
+use hyyve_registry::{Registry, RegistryConfig};
 use hyyve_runtime::Runtime;
 use hyyve_secrets::SecretKey;
 use hyyve_server::kv::SqlKv;
@@ -40,6 +40,8 @@ pub struct Api {
     pub tenancy: Tenancy,
     /// Holds `acme:json` and `acme:flaky` 1.0.0, published by `acme`.
     pub registry: Arc<Registry>,
+    /// The database every store of the server shares.
+    pub db: AnyPool,
     /// The `acme` publisher's key.
     pub acme: KeyPair,
     pub alpha: Workspace,
@@ -111,7 +113,7 @@ impl Api {
     pub async fn restarted_as(mut self, instance: &str) -> Self {
         let mut config = test_config();
         config.scheduler.instance = instance.into();
-        let state = AppState::start(self.registry.clone(), config)
+        let state = AppState::start(self.db.clone(), self.registry.clone(), config)
             .await
             .unwrap();
         self.app = hyyve_server::app(state);
@@ -136,14 +138,16 @@ impl Api {
 
     async fn with_runtime(db: Db, runtime: impl FnOnce(&AnyPool) -> Arc<Runtime>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (pool, backend) = open_database(&db.fresh_url(dir.path()).await)
+        let pool = Database::open(&db.fresh_url(dir.path()).await)
             .await
-            .unwrap();
-        let registry = Registry::with_database(
+            .unwrap()
+            .pool;
+        let registry = Registry::new(
             pool.clone(),
-            backend,
-            Blobs::local(&dir.path().join("blobs")).unwrap(),
-            hyyve_registry::DEFAULT_MAX_PACKAGE_BYTES,
+            RegistryConfig {
+                blobs: Blobs::local(&dir.path().join("blobs")).unwrap(),
+                max_package_bytes: hyyve_registry::DEFAULT_MAX_PACKAGE_BYTES,
+            },
             runtime(&pool),
         );
         let acme = KeyPair::generate("acme").unwrap();
@@ -161,7 +165,7 @@ impl Api {
                 .await
                 .unwrap();
         }
-        let state = AppState::start(registry.clone(), test_config())
+        let state = AppState::start(pool.clone(), registry.clone(), test_config())
             .await
             .unwrap();
         let tenancy = state.tenancy.clone();
@@ -185,6 +189,7 @@ impl Api {
             app: hyyve_server::app(state),
             tenancy,
             registry,
+            db: pool,
             acme,
             alpha: Workspace {
                 id: alpha.workspace_id,

@@ -221,7 +221,7 @@ async fn secrets_and_audit(db: Db) {
     let stored: String =
         sqlx::query_scalar("SELECT entry FROM audit_log WHERE workspace_id = $1 AND seq = 2")
             .bind(&api.alpha.id)
-            .fetch_one(api.registry.database())
+            .fetch_one(&api.db)
             .await
             .unwrap();
     let forged = stored.replace("secret.replace", "secret.rotate");
@@ -229,7 +229,7 @@ async fn secrets_and_audit(db: Db) {
     sqlx::query("UPDATE audit_log SET entry = $1 WHERE workspace_id = $2 AND seq = 2")
         .bind(&forged)
         .bind(&api.alpha.id)
-        .execute(api.registry.database())
+        .execute(&api.db)
         .await
         .unwrap();
     let check = verify(admin).await;

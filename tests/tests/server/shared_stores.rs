@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use hyyve_registry::storage::open_database;
+use hyyve_database::Database;
 use hyyve_runtime::{KvError, KvScope, KvStore};
 use hyyve_secrets::{SecretError, SecretKey, SecretStore, SecretValue};
 use hyyve_server::kv::SqlKv;
@@ -25,7 +25,7 @@ fn scope(workspace: &str, install: &str) -> KvScope {
 
 async fn store(db: Db, dir: &std::path::Path) -> (SqlKv, String) {
     let url = db.fresh_url(dir).await;
-    let (pool, _) = open_database(&url).await.unwrap();
+    let pool = Database::open(&url).await.unwrap().pool;
     (SqlKv::new(pool), url)
 }
 
@@ -58,7 +58,7 @@ async fn scopes_quota_and_persistence(db: Db) {
     kv.set(&mine, "i", vec![1; 90], 100).await.unwrap();
 
     // A new pool on the same database (a restart, or another process) sees the values.
-    let (pool, _) = open_database(&url).await.unwrap();
+    let pool = Database::open(&url).await.unwrap().pool;
     let again = SqlKv::new(pool);
     assert_eq!(again.get(&mine, "k").await.unwrap(), Some(b"v".to_vec()));
     assert_eq!(again.get(&mine, "j").await.unwrap(), None);
@@ -187,7 +187,7 @@ async fn secrets_are_sealed_and_shared_by_key(db: Db) {
     let key = SecretKey::generate();
     let open = |key: SecretKey| {
         let url = url.clone();
-        async move { SqlSecretStore::new(open_database(&url).await.unwrap().0, key) }
+        async move { SqlSecretStore::new(Database::open(&url).await.unwrap().pool, key) }
     };
     let first = open(SecretKey::from_hex(&key.to_hex()).unwrap()).await;
     let second = open(key).await;
@@ -214,7 +214,7 @@ async fn secrets_are_sealed_and_shared_by_key(db: Db) {
         stranger.get("ws_a", "OPENAI_KEY").await,
         Err(SecretError::Undecryptable { .. })
     ));
-    let (pool, _) = open_database(&url).await.unwrap();
+    let pool = Database::open(&url).await.unwrap().pool;
     let stored: Vec<String> = sqlx::query_scalar("SELECT sealed FROM workspace_secrets")
         .fetch_all(&pool)
         .await

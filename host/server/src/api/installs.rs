@@ -77,15 +77,6 @@ pub async fn create(
         .await?;
     state.runs.installs_changed();
     tracing::info!(plugin = %install.plugin, version = %install.version, "installed");
-    state
-        .audit
-        .record(
-            &principal,
-            AuditAction::PluginInstall,
-            &format!("install/{}", install.plugin),
-            install.audit_detail(),
-        )
-        .await?;
     Ok((StatusCode::CREATED, Json(install)))
 }
 
@@ -116,20 +107,8 @@ pub async fn delete(
     PathParams(plugin): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(Action::Install)?;
-    state
-        .installs
-        .remove(&principal.workspace_id, &plugin)
-        .await?;
+    state.installs.uninstall(&principal, &plugin).await?;
     state.runs.installs_changed();
-    state
-        .audit
-        .record(
-            &principal,
-            AuditAction::PluginUninstall,
-            &format!("install/{plugin}"),
-            serde_json::json!({}),
-        )
-        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

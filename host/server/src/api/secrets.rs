@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use hyyve_platform::audit::secret_subject;
 use hyyve_policy::AuditAction;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -75,7 +76,7 @@ pub async fn put(
         .record(
             &principal,
             action,
-            &format!("secret/{name}"),
+            &secret_subject(&name),
             serde_json::json!({}),
         )
         .await?;
@@ -99,7 +100,7 @@ pub async fn delete(
         .record(
             &principal,
             AuditAction::SecretDelete,
-            &format!("secret/{name}"),
+            &secret_subject(&name),
             serde_json::json!({}),
         )
         .await?;

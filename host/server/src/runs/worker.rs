@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use hyyve_policy::AuditEvent;
+use hyyve_platform::audit::{NodeDenials, audit_denials};
 use hyyve_runtime::{Denial, MeteringRecord};
 use hyyve_workflow::{NodeReport, NodeStatus, Plan, RunObserver, RunReport, RunRequest, RunStatus};
 use serde_json::Value;
@@ -270,21 +270,19 @@ impl Progress {
     fn audit_denials(&self, node_id: &str, attempt: i64, plugin: &str, denials: &[Denial]) {
         let audit = self.audit.clone();
         let workspace = self.workspace_id.clone();
-        let events: Vec<AuditEvent> = denials
-            .iter()
-            .map(|denial| {
-                denial.audit_event(
-                    plugin,
-                    format!("run/{}/node/{node_id}", self.run_id),
-                    attempt,
-                )
-            })
-            .collect();
+        let (plugin, run_id, node_id) =
+            (plugin.to_owned(), self.run_id.clone(), node_id.to_owned());
+        let denials = denials.to_vec();
         tokio::spawn(async move {
-            for event in events {
-                if let Err(e) = audit.append(&workspace, event).await {
-                    tracing::error!(error = %e, "auditing a capability denial");
-                }
+            let node = NodeDenials {
+                plugin: &plugin,
+                run_id: &run_id,
+                node_id: &node_id,
+                attempt,
+                denials: &denials,
+            };
+            if let Err(e) = audit_denials(audit.as_ref(), &workspace, node).await {
+                tracing::error!(error = %e, "auditing a capability denial");
             }
         });
     }

@@ -547,7 +547,7 @@ async fn insert_metering(
     db: &mut AnyConnection,
     metering: &[&MeteringRow],
 ) -> Result<(), sqlx::Error> {
-    let mut usage: HashMap<(String, String, String), i64> = HashMap::new();
+    let mut usage = hyyve_platform::usage::UsageTally::default();
     for chunk in metering.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "INSERT INTO metering_records (run_id, node_id, attempt, workspace_id, org_id, \
@@ -582,27 +582,15 @@ async fn insert_metering(
         for inserted in query.fetch_all(&mut *db).await? {
             let failure: Option<String> = inserted.try_get("failure")?;
             if failure.is_none() {
-                *usage
-                    .entry((
-                        inserted.try_get("plugin_id")?,
-                        inserted.try_get("workspace_id")?,
-                        inserted.try_get("day")?,
-                    ))
-                    .or_default() += 1;
+                let plugin: String = inserted.try_get("plugin_id")?;
+                let workspace: String = inserted.try_get("workspace_id")?;
+                let day: String = inserted.try_get("day")?;
+                usage.add(&plugin, &workspace, &day);
             }
         }
     }
     insert_units(db, metering).await?;
-    for ((plugin, workspace, day), invocations) in usage {
-        sqlx::query(hyyve_registry::marketplace::RECORD_USAGE_SQL)
-            .bind(plugin)
-            .bind(workspace)
-            .bind(day)
-            .bind(invocations)
-            .execute(&mut *db)
-            .await?;
-    }
-    Ok(())
+    usage.record(db).await
 }
 
 /// The custom units of `metering`, under the records' idempotency key.
@@ -770,9 +758,10 @@ mod tests {
 
     async fn database(dir: &tempfile::TempDir) -> AnyPool {
         let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
-        let (db, _) = hyyve_registry::storage::open_database(&url)
+        let db = hyyve_database::Database::open(&url)
             .await
-            .expect("database");
+            .expect("database")
+            .pool;
         for sql in [
             "INSERT INTO tenant_orgs (id, name, plan, created_at) VALUES ('org_1', 'o', 'free', 0)",
             "INSERT INTO workspaces (id, org_id, name, created_at) VALUES ('ws_1', 'org_1', 'w', 0)",

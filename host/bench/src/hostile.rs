@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use hyyve_policy::Grant;
 use hyyve_runtime::{
-    HOST_ENTRY_MAX_BYTES, InvocationIds, InvocationRequest, KvScope, Limits, NodePlugin, Runtime,
-    RuntimeConfig,
+    HOST_ENTRY_MAX_BYTES, InstallScope, InvocationIds, InvocationRequest, Limits, NodePlugin,
+    Runtime, RuntimeConfig,
 };
 use serde_json::json;
 
@@ -91,7 +91,7 @@ async fn invoke(
                 config: &json!({}),
                 inputs: &json!({ "value": 1 }),
                 ids: InvocationIds::default(),
-                scope: KvScope {
+                scope: InstallScope {
                     workspace: workspace.into(),
                     install,
                 },

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use hyyve_policy::Grant;
 use hyyve_runtime::{
-    InvocationIds, InvocationRequest, KvScope, Limits, NodePlugin, Runtime, RuntimeConfig,
+    InstallScope, InvocationIds, InvocationRequest, Limits, NodePlugin, Runtime, RuntimeConfig,
 };
 use hyyve_workflow::{Edge, Executor, ExecutorConfig, NodeSpec, Workflow};
 use serde_json::json;
@@ -77,7 +77,7 @@ pub(crate) async fn timed_invoke(
                 config: &config,
                 inputs: &inputs,
                 ids: InvocationIds::default(),
-                scope: KvScope {
+                scope: InstallScope {
                     workspace: "bench".into(),
                     install: "bench".into(),
                 },

@@ -12,6 +12,7 @@ use wasmtime::component::HasSelf;
 use crate::bindings::hyyve::plugin as hyyve;
 use crate::cache::ComponentCache;
 use crate::error::{LoadError, RuntimeError};
+use crate::imports;
 use crate::imports::http::{Resolver, SystemResolver, client_config};
 use crate::imports::kv::{InMemoryKv, KvStore};
 use crate::imports::log::WorkspaceLogRate;
@@ -217,11 +218,11 @@ fn link(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     )?;
     linker.allow_shadowing(false);
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    type Own = HasSelf<HostState>;
-    hyyve::types::add_to_linker::<_, Own>(&mut linker, |s| s)?;
-    hyyve::log::add_to_linker::<_, Own>(&mut linker, |s| s)?;
-    hyyve::kv::add_to_linker::<_, Own>(&mut linker, |s| s)?;
-    hyyve::secrets::add_to_linker::<_, Own>(&mut linker, |s| s)?;
-    hyyve::usage::add_to_linker::<_, Own>(&mut linker, |s| s)?;
+    // `types` holds only type definitions: nothing to give it but the state itself.
+    hyyve::types::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
+    imports::log::add_to_linker(&mut linker)?;
+    imports::kv::add_to_linker(&mut linker)?;
+    imports::secrets::add_to_linker(&mut linker)?;
+    imports::usage::add_to_linker(&mut linker)?;
     Ok(linker)
 }

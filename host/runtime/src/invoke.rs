@@ -20,13 +20,12 @@ use crate::denial::DenialLog;
 use crate::engine::Runtime;
 use crate::error::{HostResourceExceeded, InvocationError};
 use crate::imports::http::{HttpPolicy, HttpUsage};
-use crate::imports::kv::KvScope;
-use crate::imports::log::LogBudget;
+use crate::imports::log::{LogBudget, LogState};
 use crate::imports::scratch::{SCRATCH_GUEST_PATH, ScratchQuota};
 use crate::limits::{FIELD_SIZE_LIMIT, Limits, MemoryLimiter, RANDOM_BYTES_PER_CALL};
 use crate::metering::MeteringRecord;
 use crate::plugin::NodePlugin;
-use crate::state::HostState;
+use crate::state::{HostState, InstallScope, Invocation};
 
 /// Which execution an invocation belongs to (logs, idempotency of metering).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -50,7 +49,7 @@ pub struct InvocationRequest<'a> {
     /// Ids for logs and metering.
     pub ids: InvocationIds,
     /// Whose KV namespace, secrets and scratch directory the plugin sees.
-    pub scope: KvScope,
+    pub scope: InstallScope,
     /// What the install may do (HTTP, KV, secrets, scratch); checked on every use.
     pub grant: Arc<Grant>,
     /// What the invocation may consume (usually [`Limits::granted`] of the grant).
@@ -146,7 +145,7 @@ impl Runtime {
         let mut store = self.new_store(
             &limits,
             InvocationIds::default(),
-            KvScope::default(),
+            InstallScope::default(),
             self.no_grant.clone(),
         )?;
         let call = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, async {
@@ -172,7 +171,7 @@ impl Runtime {
         &self,
         limits: &Limits,
         ids: InvocationIds,
-        scope: KvScope,
+        scope: InstallScope,
         grant: Arc<Grant>,
     ) -> Result<Store<HostState>, InvocationError> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
@@ -219,17 +218,21 @@ impl Runtime {
                 tls: self.tls.clone(),
             },
             limiter: MemoryLimiter::new(memory_cap),
-            meter: MeteringRecord::default(),
-            ids,
-            grant,
-            denials,
+            invocation: Invocation {
+                ids,
+                scope,
+                grant,
+                denials,
+                meter: MeteringRecord::default(),
+            },
             kv: self.kv.clone(),
-            kv_scope: scope,
             secrets: self.secrets.clone(),
             scratch,
             stderr,
-            logs: LogBudget::new(limits.log_lines, limits.log_bytes),
-            log_rate: self.log_rate.clone(),
+            log: LogState {
+                budget: LogBudget::new(limits.log_lines, limits.log_bytes),
+                rate: self.log_rate.clone(),
+            },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -261,7 +264,7 @@ impl Runtime {
 
 /// `<root>/<workspace>/<install>`, created if missing. Both names come from the host,
 /// but are checked anyway: a separator or `..` would point at another install's files.
-fn scratch_dir(root: &std::path::Path, scope: &KvScope) -> Result<PathBuf, InvocationError> {
+fn scratch_dir(root: &std::path::Path, scope: &InstallScope) -> Result<PathBuf, InvocationError> {
     let safe = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\\', '\0']);
     if !safe(&scope.workspace) || !safe(&scope.install) {
         return Err(InvocationError::Instantiate(format!(
@@ -312,7 +315,7 @@ fn finish(store: &mut Store<HostState>, started: Instant, limits: &Limits) -> Me
         Err(_) => 0,
     };
     let state = store.data_mut();
-    let mut record = std::mem::take(&mut state.meter);
+    let mut record = std::mem::take(&mut state.invocation.meter);
     let http = &state.http_policy.usage;
     record.http_requests = http.requests.load(Ordering::Relaxed);
     record.http_bytes_sent = http.bytes_sent.load(Ordering::Relaxed);
@@ -320,8 +323,8 @@ fn finish(store: &mut Store<HostState>, started: Instant, limits: &Limits) -> Me
     record.host_calls += http.attempts.load(Ordering::Relaxed);
     record.scratch_bytes = state.scratch.as_ref().map_or(0, |q| q.used());
     record.scratch_entries = state.scratch.as_ref().map_or(0, |q| q.entries());
-    record.logs_dropped = state.logs.dropped;
-    record.denials = state.denials.take();
+    record.logs_dropped = state.log.budget.dropped;
+    record.denials = state.invocation.denials.take();
     record.fuel = fuel;
     record.peak_memory_bytes = state.limiter.peak_bytes as u64;
     record.wall_time_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);

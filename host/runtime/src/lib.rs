@@ -26,9 +26,7 @@ pub use denial::{Denial, DenialKind};
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{InvocationError, LoadError, RuntimeError};
 pub use imports::http::{ResolveFuture, Resolver, StaticResolver, SystemResolver};
-pub use imports::kv::{
-    InMemoryKv, KvError, KvScope, KvStore, MAX_KEY_BYTES, MAX_VALUE_BYTES, entry_bytes,
-};
+pub use imports::kv::{InMemoryKv, KvError, KvStore, MAX_KEY_BYTES, MAX_VALUE_BYTES, entry_bytes};
 pub use imports::log::{MAX_MESSAGE_BYTES, WORKSPACE_LOG_BURST, WORKSPACE_LOG_LINES_PER_SECOND};
 pub use imports::scratch::{
     ENTRY_METADATA_BYTES, MAX_DIRECTORY_STREAMS, MAX_OPEN_DESCRIPTORS, SCRATCH_GUEST_PATH,
@@ -43,3 +41,4 @@ pub use limits::{HOST_ENTRY_MAX_BYTES, Limits};
 pub use metering::MeteringRecord;
 pub use plugin::{Digest, NodePlugin, NodeType, Port};
 pub use schema::{Schema, Violation};
+pub use state::InstallScope;

@@ -3,7 +3,7 @@
 //! byte count (keys + values) is kept in `kv_scopes` and checked against the install's
 //! quota in the transaction that writes, so concurrent writers cannot pass it together.
 
-use hyyve_runtime::{KvError, KvScope, KvStore, entry_bytes};
+use hyyve_runtime::{InstallScope, KvError, KvStore, entry_bytes};
 use sqlx::AnyPool;
 
 /// The [`KvStore`] of `hyyve serve`, on the server's database.
@@ -28,7 +28,7 @@ fn unavailable(e: sqlx::Error) -> KvError {
 /// makes a second writer of the scope wait for this one.
 async fn lock_scope(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    scope: &KvScope,
+    scope: &InstallScope,
 ) -> Result<u64, sqlx::Error> {
     sqlx::query(
         "INSERT INTO kv_scopes (workspace_id, install, used_bytes) VALUES ($1, $2, 0) \
@@ -51,7 +51,7 @@ async fn lock_scope(
 /// The bytes `key` counts now; `None` when it is not stored.
 async fn stored_bytes(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    scope: &KvScope,
+    scope: &InstallScope,
     key: &str,
 ) -> Result<Option<u64>, sqlx::Error> {
     let length: Option<i64> = sqlx::query_scalar(
@@ -68,7 +68,7 @@ async fn stored_bytes(
 
 async fn set_used(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    scope: &KvScope,
+    scope: &InstallScope,
     used: u64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE kv_scopes SET used_bytes = $1 WHERE workspace_id = $2 AND install = $3")
@@ -82,7 +82,7 @@ async fn set_used(
 
 #[async_trait::async_trait]
 impl KvStore for SqlKv {
-    async fn get(&self, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+    async fn get(&self, scope: &InstallScope, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         sqlx::query_scalar(
             "SELECT value FROM kv_entries WHERE workspace_id = $1 AND install = $2 AND entry_key = $3",
         )
@@ -96,7 +96,7 @@ impl KvStore for SqlKv {
 
     async fn set(
         &self,
-        scope: &KvScope,
+        scope: &InstallScope,
         key: &str,
         value: Vec<u8>,
         quota_bytes: u64,
@@ -127,7 +127,7 @@ impl KvStore for SqlKv {
         tx.commit().await.map_err(unavailable)
     }
 
-    async fn delete(&self, scope: &KvScope, key: &str) -> Result<(), KvError> {
+    async fn delete(&self, scope: &InstallScope, key: &str) -> Result<(), KvError> {
         let mut tx = self.db.begin().await.map_err(unavailable)?;
         let used = lock_scope(&mut tx, scope).await.map_err(unavailable)?;
         let old = stored_bytes(&mut tx, scope, key)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyyve_runtime::{
-    InvocationIds, InvocationRequest, KvScope, Limits, MeteringRecord, Port, Runtime,
+    InstallScope, InvocationIds, InvocationRequest, Limits, MeteringRecord, Port, Runtime,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -257,7 +257,7 @@ impl Executor {
                                 index: i,
                                 inputs,
                                 run_id: run_id.to_owned(),
-                                scope: KvScope {
+                                scope: InstallScope {
                                     workspace: workspace.to_owned(),
                                     install: node.install.id.clone(),
                                 },
@@ -455,7 +455,7 @@ struct NodeJob {
     index: usize,
     inputs: Value,
     run_id: String,
-    scope: KvScope,
+    scope: InstallScope,
     cache: Option<Arc<ResultCache>>,
     retries: u32,
     backoff: Duration,

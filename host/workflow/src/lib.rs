@@ -16,5 +16,5 @@ pub use execute::{
     RunReport, RunRequest, RunStatus,
 };
 pub use format::{Edge, Endpoint, NodeSpec, Workflow};
-pub use plan::{Installed, Plan, PluginSet, validate};
+pub use plan::{Installed, NodeTypes, Plan, PluginSet, validate, validate_types};
 pub use schema::workflow_json_schema;

@@ -81,8 +81,54 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// What validation needs of an installed plugin: its node types. Implemented by loaded
+/// components ([`NodePlugin`], [`Installed`]) and by anything else that knows node types
+/// (a test's table, a catalog of installs), so the rules are checked without wasm.
+pub trait NodeTypes {
+    /// The node type called `name`.
+    fn node_type(&self, name: &str) -> Option<&NodeType>;
+}
+
+impl NodeTypes for NodePlugin {
+    fn node_type(&self, name: &str) -> Option<&NodeType> {
+        NodePlugin::node_type(self, name)
+    }
+}
+
+impl NodeTypes for Installed {
+    fn node_type(&self, name: &str) -> Option<&NodeType> {
+        self.plugin.node_type(name)
+    }
+}
+
 /// Validates `workflow` against the node types of `plugins`, reporting every problem.
 pub fn validate(workflow: &Workflow, plugins: &PluginSet) -> Result<Plan, Vec<ValidationError>> {
+    let checked = check(workflow, plugins)?;
+    Ok(build_plan(workflow, checked))
+}
+
+/// Validates `workflow` against node types only, reporting every problem: the same rules
+/// as [`validate`], without loaded components.
+pub fn validate_types<I: NodeTypes + Clone>(
+    workflow: &Workflow,
+    plugins: &HashMap<String, I>,
+) -> Result<(), Vec<ValidationError>> {
+    check(workflow, plugins).map(drop)
+}
+
+/// A workflow that passed every check: its nodes resolved (by position in the file),
+/// their input sources, an execution order, and the run inputs' schemas.
+struct Checked<I> {
+    resolved: Vec<Option<(I, NodeType)>>,
+    sources: Vec<BTreeMap<String, Source>>,
+    order: Vec<usize>,
+    run_inputs: BTreeMap<String, Schema>,
+}
+
+fn check<I: NodeTypes + Clone>(
+    workflow: &Workflow,
+    plugins: &HashMap<String, I>,
+) -> Result<Checked<I>, Vec<ValidationError>> {
     let mut errors = Vec::new();
 
     let mut run_inputs = BTreeMap::new();
@@ -100,7 +146,7 @@ pub fn validate(workflow: &Workflow, plugins: &PluginSet) -> Result<Plan, Vec<Va
 
     // Nodes whose plugin and type resolve; index = position in `workflow.nodes`.
     let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut resolved: Vec<Option<(Installed, NodeType)>> = Vec::new();
+    let mut resolved: Vec<Option<(I, NodeType)>> = Vec::new();
     for (i, node) in workflow.nodes.iter().enumerate() {
         if !valid_id(&node.id) || index.insert(&node.id, i).is_some() {
             errors.push(ValidationError::InvalidNodeId {
@@ -259,14 +305,19 @@ pub fn validate(workflow: &Workflow, plugins: &PluginSet) -> Result<Plan, Vec<Va
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(build_plan(workflow, resolved, sources, order, run_inputs))
+    Ok(Checked {
+        resolved,
+        sources,
+        order,
+        run_inputs,
+    })
 }
 
-fn resolve_node(
+fn resolve_node<I: NodeTypes + Clone>(
     node: &crate::NodeSpec,
-    plugins: &PluginSet,
+    plugins: &HashMap<String, I>,
     errors: &mut Vec<ValidationError>,
-) -> Option<(Installed, NodeType)> {
+) -> Option<(I, NodeType)> {
     let Some(install) = plugins.get(&node.plugin) else {
         errors.push(ValidationError::UnknownPlugin {
             node: node.id.clone(),
@@ -274,7 +325,7 @@ fn resolve_node(
         });
         return None;
     };
-    let Some(ty) = install.plugin.node_type(&node.node_type) else {
+    let Some(ty) = install.node_type(&node.node_type) else {
         errors.push(ValidationError::UnknownNodeType {
             node: node.id.clone(),
             plugin: node.plugin.clone(),
@@ -369,13 +420,13 @@ fn upstream_of(sources: &BTreeMap<String, Source>) -> BTreeSet<usize> {
         .collect()
 }
 
-fn build_plan(
-    workflow: &Workflow,
-    resolved: Vec<Option<(Installed, NodeType)>>,
-    sources: Vec<BTreeMap<String, Source>>,
-    order: Vec<usize>,
-    run_inputs: BTreeMap<String, Schema>,
-) -> Plan {
+fn build_plan(workflow: &Workflow, checked: Checked<Installed>) -> Plan {
+    let Checked {
+        resolved,
+        sources,
+        order,
+        run_inputs,
+    } = checked;
     // Renumber from file order to plan order.
     let mut position = vec![0; order.len()];
     for (pos, &i) in order.iter().enumerate() {
@@ -411,4 +462,124 @@ fn build_plan(
         })
         .collect();
     Plan { nodes, run_inputs }
+}
+
+#[cfg(test)]
+mod tests {
+    use hyyve_runtime::Port;
+    use serde_json::json;
+
+    use super::*;
+
+    /// Node types known without a component: validation's other implementation.
+    #[derive(Clone)]
+    struct Types(Vec<NodeType>);
+
+    impl NodeTypes for Types {
+        fn node_type(&self, name: &str) -> Option<&NodeType> {
+            self.0.iter().find(|t| t.name == name)
+        }
+    }
+
+    fn port(name: &str, schema: Value, required: bool) -> Port {
+        Port {
+            name: name.into(),
+            title: name.into(),
+            description: String::new(),
+            schema: Schema::compile(schema).unwrap(),
+            required,
+        }
+    }
+
+    fn node_type(name: &str, input: Value, output: Value) -> NodeType {
+        NodeType {
+            name: name.into(),
+            title: name.into(),
+            description: String::new(),
+            category: "test".into(),
+            inputs: vec![port("in", input, true)],
+            outputs: vec![port("out", output, true)],
+            config_schema: Schema::compile(json!({
+                "type": "object",
+                "properties": { "n": { "type": "integer" } },
+                "additionalProperties": false
+            }))
+            .unwrap(),
+        }
+    }
+
+    fn catalog() -> HashMap<String, Types> {
+        let types = Types(vec![
+            node_type(
+                "text-to-text",
+                json!({"type": "string"}),
+                json!({"type": "string"}),
+            ),
+            node_type(
+                "number-to-number",
+                json!({"type": "number"}),
+                json!({"type": "number"}),
+            ),
+        ]);
+        HashMap::from([("acme:probe".to_string(), types)])
+    }
+
+    fn workflow(nodes: Value, edges: Value) -> Workflow {
+        serde_json::from_value(json!({ "name": "w", "nodes": nodes, "edges": edges })).unwrap()
+    }
+
+    #[test]
+    fn a_chain_of_compatible_ports_validates_without_a_component() {
+        let w = workflow(
+            json!([
+                { "id": "a", "plugin": "acme:probe", "type": "text-to-text", "inputs": { "in": "hi" } },
+                { "id": "b", "plugin": "acme:probe", "type": "text-to-text", "config": { "n": 1 } }
+            ]),
+            json!([{ "from": "a.out", "to": "b.in" }]),
+        );
+        assert_eq!(validate_types(&w, &catalog()), Ok(()));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_the_node_it_is_on() {
+        let w = workflow(
+            json!([
+                { "id": "a", "plugin": "acme:probe", "type": "text-to-text", "inputs": { "in": "hi" } },
+                { "id": "b", "plugin": "acme:probe", "type": "number-to-number" },
+                { "id": "c", "plugin": "acme:probe", "type": "nope" },
+                { "id": "d", "plugin": "acme:missing", "type": "x" },
+                { "id": "e", "plugin": "acme:probe", "type": "text-to-text",
+                  "inputs": { "in": "x" }, "config": { "n": "one" } }
+            ]),
+            json!([{ "from": "a.out", "to": "b.in" }]),
+        );
+        let errors = validate_types(&w, &catalog()).unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        let about = |node: &str| text.iter().any(|t| t.contains(&format!("`{node}`")));
+        assert!(
+            errors
+                .iter()
+                .any(|e| matches!(e, ValidationError::IncompatiblePorts { .. })),
+            "{text:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| matches!(e, ValidationError::UnknownNodeType { node, .. } if node == "c")),
+            "{text:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| matches!(e, ValidationError::UnknownPlugin { node, .. } if node == "d")),
+            "{text:?}"
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| matches!(e, ValidationError::InvalidConfig { node, .. } if node == "e")),
+            "{text:?}"
+        );
+        assert!(about("c") && about("d"), "{text:?}");
+    }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use hyyve_policy::{Grant, HttpRule};
 use hyyve_runtime::{
-    InvocationIds, InvocationOutcome, InvocationRequest, KvScope, Limits, NodePlugin,
+    InstallScope, InvocationIds, InvocationOutcome, InvocationRequest, Limits, NodePlugin,
 };
 use serde_json::Value;
 
@@ -85,7 +85,7 @@ pub async fn invoke_granted(
                     node_id: node_type.into(),
                     attempt: 1,
                 },
-                scope: KvScope {
+                scope: InstallScope {
                     workspace: ws.into(),
                     install: "test-install".into(),
                 },

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use hyyve_database::Database;
-use hyyve_runtime::{KvError, KvScope, KvStore};
+use hyyve_runtime::{InstallScope, KvError, KvStore};
 use hyyve_secrets::{SecretError, SecretKey, SecretStore, SecretValue};
 use hyyve_server::kv::SqlKv;
 use hyyve_server::secrets::SqlSecretStore;
@@ -16,8 +16,8 @@ use serde_json::json;
 
 use super::{Api, Db};
 
-fn scope(workspace: &str, install: &str) -> KvScope {
-    KvScope {
+fn scope(workspace: &str, install: &str) -> InstallScope {
+    InstallScope {
         workspace: workspace.into(),
         install: install.into(),
     }

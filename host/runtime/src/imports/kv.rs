@@ -3,18 +3,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::bindings::kv::{Host, KvError as WitKvError};
-use crate::denial::DenialKind;
-use crate::state::HostState;
+use wasmtime::component::{HasData, Linker};
 
-/// Whose keys these are. Two scopes never see each other's keys.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct KvScope {
-    /// The workspace the invocation runs in.
-    pub workspace: String,
-    /// The install (package in that workspace) the plugin runs as.
-    pub install: String,
-}
+use crate::bindings::kv::{self, Host, KvError as WitKvError};
+use crate::denial::DenialKind;
+use crate::state::{HostState, InstallScope, Invocation};
 
 /// Why a KV operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,19 +32,19 @@ pub enum KvError {
 #[async_trait::async_trait]
 pub trait KvStore: Send + Sync {
     /// The value under `key` in `scope`.
-    async fn get(&self, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    async fn get(&self, scope: &InstallScope, key: &str) -> Result<Option<Vec<u8>>, KvError>;
     /// Store `value` under `key` in `scope`, keeping the scope within `quota_bytes`
     /// (keys + values; the install's grant). Keys and values are within
     /// [`MAX_KEY_BYTES`] and [`MAX_VALUE_BYTES`] (checked by the host before the call).
     async fn set(
         &self,
-        scope: &KvScope,
+        scope: &InstallScope,
         key: &str,
         value: Vec<u8>,
         quota_bytes: u64,
     ) -> Result<(), KvError>;
     /// Remove `key` from `scope`.
-    async fn delete(&self, scope: &KvScope, key: &str) -> Result<(), KvError>;
+    async fn delete(&self, scope: &InstallScope, key: &str) -> Result<(), KvError>;
 }
 
 /// The size limits every store shares, checked before a store is asked.
@@ -82,7 +75,7 @@ pub const MAX_VALUE_BYTES: usize = 1 << 20;
 /// Process-local KV; each write is checked against the caller's quota for the scope.
 #[derive(Default)]
 pub struct InMemoryKv {
-    scopes: Mutex<HashMap<KvScope, Scope>>,
+    scopes: Mutex<HashMap<InstallScope, Scope>>,
 }
 
 #[derive(Default)]
@@ -97,7 +90,7 @@ impl InMemoryKv {
         Self::default()
     }
 
-    fn scopes(&self) -> std::sync::MutexGuard<'_, HashMap<KvScope, Scope>> {
+    fn scopes(&self) -> std::sync::MutexGuard<'_, HashMap<InstallScope, Scope>> {
         // A panic while holding the lock cannot leave a scope half-updated (every update
         // is a single insert/remove after the checks), so a poisoned lock is still sound.
         self.scopes.lock().unwrap_or_else(|p| p.into_inner())
@@ -106,7 +99,7 @@ impl InMemoryKv {
 
 #[async_trait::async_trait]
 impl KvStore for InMemoryKv {
-    async fn get(&self, scope: &KvScope, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+    async fn get(&self, scope: &InstallScope, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         Ok(self
             .scopes()
             .get(scope)
@@ -115,7 +108,7 @@ impl KvStore for InMemoryKv {
 
     async fn set(
         &self,
-        scope: &KvScope,
+        scope: &InstallScope,
         key: &str,
         value: Vec<u8>,
         quota_bytes: u64,
@@ -132,7 +125,7 @@ impl KvStore for InMemoryKv {
         Ok(())
     }
 
-    async fn delete(&self, scope: &KvScope, key: &str) -> Result<(), KvError> {
+    async fn delete(&self, scope: &InstallScope, key: &str) -> Result<(), KvError> {
         if let Some(s) = self.scopes().get_mut(scope)
             && let Some(v) = s.entries.remove(key)
         {
@@ -152,13 +145,34 @@ impl From<KvError> for WitKvError {
     }
 }
 
-impl HostState {
+/// The kv capability's view of an invocation: the shared context and the store.
+pub(crate) struct Kv<'a> {
+    pub(crate) invocation: &'a mut Invocation,
+    pub(crate) store: &'a dyn KvStore,
+}
+
+/// Links `hyyve:plugin/kv` through [`Kv`].
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    kv::add_to_linker::<HostState, KvCapability>(linker, |s| Kv {
+        invocation: &mut s.invocation,
+        store: s.kv.as_ref(),
+    })
+}
+
+struct KvCapability;
+
+impl HasData for KvCapability {
+    type Data<'a> = Kv<'a>;
+}
+
+impl Kv<'_> {
     /// KV needs a grant; without one every operation is refused (and recorded).
-    fn kv_granted(&mut self) -> Result<(), WitKvError> {
-        if self.grant.kv_bytes > 0 {
+    fn granted(&mut self) -> Result<(), WitKvError> {
+        self.invocation.host_call();
+        if self.invocation.grant.kv_bytes > 0 {
             return Ok(());
         }
-        self.denials.record(
+        self.invocation.denials.record(
             DenialKind::KvDenied,
             "KV storage is not granted to this plugin".into(),
         );
@@ -168,17 +182,17 @@ impl HostState {
     }
 }
 
-impl Host for HostState {
+impl Host for Kv<'_> {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, WitKvError>> {
-        self.meter.host_calls += 1;
-        if let Err(e) = self.kv_granted() {
+        if let Err(e) = self.granted() {
             return Ok(Err(e));
         }
         // No stored key is longer: the store is not asked about one.
         if key.len() > MAX_KEY_BYTES {
             return Ok(Ok(None));
         }
-        Ok(self.kv.get(&self.kv_scope, &key).await.map_err(Into::into))
+        let scope = &self.invocation.scope;
+        Ok(self.store.get(scope, &key).await.map_err(Into::into))
     }
 
     async fn set(
@@ -186,19 +200,19 @@ impl Host for HostState {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), WitKvError>> {
-        self.meter.host_calls += 1;
-        if let Err(e) = self.kv_granted() {
+        if let Err(e) = self.granted() {
             return Ok(Err(e));
         }
         if let Err(e) = check_sizes(&key, &value) {
             return Ok(Err(e.into()));
         }
+        let quota = self.invocation.grant.kv_bytes;
         let result = self
-            .kv
-            .set(&self.kv_scope, &key, value, self.grant.kv_bytes)
+            .store
+            .set(&self.invocation.scope, &key, value, quota)
             .await;
         if let Err(KvError::QuotaExceeded { quota_bytes }) = &result {
-            self.denials.record(
+            self.invocation.denials.record(
                 DenialKind::KvQuota,
                 format!("write of `{key}` would pass the KV quota of {quota_bytes} bytes"),
             );
@@ -207,17 +221,73 @@ impl Host for HostState {
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), WitKvError>> {
-        self.meter.host_calls += 1;
-        if let Err(e) = self.kv_granted() {
+        if let Err(e) = self.granted() {
             return Ok(Err(e));
         }
         if key.len() > MAX_KEY_BYTES {
             return Ok(Ok(()));
         }
-        Ok(self
-            .kv
-            .delete(&self.kv_scope, &key)
-            .await
-            .map_err(Into::into))
+        let scope = &self.invocation.scope;
+        Ok(self.store.delete(scope, &key).await.map_err(Into::into))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use hyyve_policy::Grant;
+
+    use super::*;
+
+    fn granted(kv_bytes: u64) -> Invocation {
+        Invocation::for_test(Grant {
+            kv_bytes,
+            ..Grant::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_granted_install_reads_back_what_it_wrote_within_its_quota() {
+        let store = InMemoryKv::new();
+        let mut invocation = granted(16);
+        let mut kv = Kv {
+            invocation: &mut invocation,
+            store: &store,
+        };
+        assert!(kv.set("k".into(), b"value".to_vec()).await.unwrap().is_ok());
+        let read = kv.get("k".into()).await.unwrap();
+        assert!(matches!(&read, Ok(Some(v)) if v == b"value"), "{read:?}");
+        // 1 + 5 bytes used; 1 + 11 more would pass 16.
+        let over = kv.set("j".into(), vec![0; 11]).await.unwrap();
+        assert!(
+            matches!(over, Err(WitKvError::QuotaExceeded(_))),
+            "{over:?}"
+        );
+        assert!(kv.delete("k".into()).await.unwrap().is_ok());
+        assert!(matches!(kv.get("k".into()).await.unwrap(), Ok(None)));
+        assert_eq!(invocation.meter.host_calls, 5);
+        assert_eq!(invocation.denied(), [DenialKind::KvQuota]);
+    }
+
+    #[tokio::test]
+    async fn without_a_grant_every_operation_is_refused_and_recorded() {
+        let store = InMemoryKv::new();
+        let mut invocation = granted(0);
+        let mut kv = Kv {
+            invocation: &mut invocation,
+            store: &store,
+        };
+        let refused = kv.set("k".into(), b"v".to_vec()).await.unwrap();
+        assert!(matches!(refused, Err(WitKvError::Denied(_))), "{refused:?}");
+        assert!(matches!(
+            kv.get("k".into()).await.unwrap(),
+            Err(WitKvError::Denied(_))
+        ));
+        assert_eq!(
+            invocation.denied(),
+            [DenialKind::KvDenied, DenialKind::KvDenied]
+        );
+        // Nothing reached the store.
+        let scope = Invocation::for_test(Grant::default()).scope;
+        assert_eq!(store.get(&scope, "k").await, Ok(None));
     }
 }

@@ -9,11 +9,13 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::bindings::log::{Host, Level};
-use crate::state::HostState;
+use wasmtime::component::{HasData, Linker};
+
+use crate::bindings::log::{self, Host, Level};
+use crate::state::{HostState, Invocation};
 
 /// Longer messages are cut (at a character boundary) and marked.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
@@ -114,20 +116,48 @@ pub(crate) fn sanitize(message: &str) -> String {
     line
 }
 
-impl Host for HostState {
+/// The log capability's state in one invocation.
+pub(crate) struct LogState {
+    /// What the invocation may still log.
+    pub(crate) budget: LogBudget,
+    /// The log rate of every workspace, shared by all invocations.
+    pub(crate) rate: Arc<WorkspaceLogRate>,
+}
+
+/// The log capability's view of an invocation.
+pub(crate) struct Log<'a> {
+    pub(crate) invocation: &'a mut Invocation,
+    pub(crate) state: &'a mut LogState,
+}
+
+/// Links `hyyve:plugin/log` through [`Log`].
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    log::add_to_linker::<HostState, LogCapability>(linker, |s| Log {
+        invocation: &mut s.invocation,
+        state: &mut s.log,
+    })
+}
+
+struct LogCapability;
+
+impl HasData for LogCapability {
+    type Data<'a> = Log<'a>;
+}
+
+impl Host for Log<'_> {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        self.meter.host_calls += 1;
+        self.invocation.host_call();
         // Charged by the kept length, before any work on a line that will be dropped.
         let cost = message.len().min(MAX_MESSAGE_BYTES) as u64;
-        if !self.logs.admit(cost) {
+        if !self.state.budget.admit(cost) {
             return Ok(());
         }
-        if !self.log_rate.admit(&self.kv_scope.workspace) {
-            self.logs.dropped += 1;
+        if !self.state.rate.admit(&self.invocation.scope.workspace) {
+            self.state.budget.dropped += 1;
             return Ok(());
         }
         let line = sanitize(&message);
-        let ids = &self.ids;
+        let ids = &self.invocation.ids;
         let (run, node) = (ids.run_id.as_str(), ids.node_id.as_str());
         match level {
             Level::Trace => tracing::trace!(target: "plugin", run, node, "{line}"),
@@ -143,6 +173,24 @@ impl Host for HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn lines_past_the_invocations_budget_are_dropped_and_counted() {
+        let mut invocation = Invocation::for_test(hyyve_policy::Grant::default());
+        let mut state = LogState {
+            budget: LogBudget::new(2, 1024),
+            rate: Arc::new(WorkspaceLogRate::default()),
+        };
+        let mut log = Log {
+            invocation: &mut invocation,
+            state: &mut state,
+        };
+        for _ in 0..5 {
+            log.log(Level::Info, "hello".into()).await.unwrap();
+        }
+        assert_eq!(state.budget.dropped, 3);
+        assert_eq!(invocation.meter.host_calls, 5);
+    }
 
     #[test]
     fn control_characters_cannot_start_a_new_line() {

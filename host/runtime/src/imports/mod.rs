@@ -5,7 +5,7 @@ pub(crate) mod http;
 pub mod kv;
 pub(crate) mod log;
 pub(crate) mod scratch;
-mod secrets;
+pub(crate) mod secrets;
 pub(crate) mod usage;
 
 use crate::bindings::types;

@@ -210,7 +210,7 @@ impl HasData for ScratchFsData {
 /// The getter used when linking `wasi:filesystem/types`.
 pub(crate) fn scratch_fs(state: &mut HostState) -> ScratchFs<'_> {
     let quota = state.scratch.clone();
-    let denials = state.denials.clone();
+    let denials = state.invocation.denials.clone();
     ScratchFs {
         inner: state.filesystem(),
         quota,

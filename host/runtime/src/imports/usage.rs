@@ -9,9 +9,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::bindings::usage::Host;
+use wasmtime::component::{HasData, Linker};
+
+use crate::bindings::usage::{self, Host};
 use crate::denial::DenialKind;
-use crate::state::HostState;
+use crate::state::{HostState, Invocation};
 
 /// Distinct unit names per invocation.
 pub const MAX_UNITS: usize = 16;
@@ -119,14 +121,33 @@ fn refusal(
     }
 }
 
-impl Host for HostState {
+/// The usage capability's view of an invocation: it writes the shared metering record.
+pub(crate) struct Usage<'a> {
+    pub(crate) invocation: &'a mut Invocation,
+}
+
+/// Links `hyyve:plugin/usage` through [`Usage`].
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    usage::add_to_linker::<HostState, UsageCapability>(linker, |s| Usage {
+        invocation: &mut s.invocation,
+    })
+}
+
+struct UsageCapability;
+
+impl HasData for UsageCapability {
+    type Data<'a> = Usage<'a>;
+}
+
+impl Host for Usage<'_> {
     async fn report(&mut self, unit: String, quantity: u64) -> wasmtime::Result<()> {
-        self.meter.host_calls += 1;
-        if let Some((kind, detail)) = refusal(&unit, quantity, &self.meter.usage) {
-            self.denials.record(kind, detail);
+        let invocation = &mut *self.invocation;
+        invocation.host_call();
+        if let Some((kind, detail)) = refusal(&unit, quantity, &invocation.meter.usage) {
+            invocation.denials.record(kind, detail);
             return Ok(());
         }
-        let total = self.meter.usage.entry(unit).or_default();
+        let total = invocation.meter.usage.entry(unit).or_default();
         // Checked above; saturating only keeps this line panic-free.
         *total = total.saturating_add(quantity);
         Ok(())
@@ -136,6 +157,21 @@ impl Host for HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_valid_report_is_summed_and_a_reserved_unit_is_refused() {
+        let mut invocation = Invocation::for_test(hyyve_policy::Grant::default());
+        let mut usage = Usage {
+            invocation: &mut invocation,
+        };
+        usage.report("llm.output-tokens".into(), 40).await.unwrap();
+        usage.report("llm.output-tokens".into(), 2).await.unwrap();
+        usage.report("fuel".into(), 1).await.unwrap();
+        assert_eq!(invocation.meter.usage["llm.output-tokens"], 42);
+        assert!(!invocation.meter.usage.contains_key("fuel"));
+        assert_eq!(invocation.denied().len(), 1);
+        assert_eq!(invocation.meter.host_calls, 3);
+    }
 
     #[test]
     fn unit_names_follow_the_pattern() {

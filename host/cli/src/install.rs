@@ -23,8 +23,13 @@ pub struct LocalInstalls {
 
 impl LocalInstalls {
     /// The stores of `data_dir`; a policy changed since it was last seen is audited.
-    pub async fn open(data_dir: &Path, acting: Acting, audit: FileAudit) -> anyhow::Result<Self> {
+    pub async fn open(
+        data_dir: &Path,
+        mut acting: Acting,
+        audit: FileAudit,
+    ) -> anyhow::Result<Self> {
         let policy = PolicyFiles::load(data_dir)?;
+        acting.org_name = policy.org.name.clone();
         policy.audit_change(&audit, &acting).await?;
         Ok(Self {
             acting,

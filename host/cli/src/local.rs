@@ -54,10 +54,12 @@ impl Local {
     }
 
     /// This workspace and actor, to the platform core. Local mode has no ids: a
-    /// workspace is keyed by its name, in the organization `local`.
+    /// workspace is keyed by its name, in the organization `local`, named as `org.toml`
+    /// names it (set by [`LocalInstalls::open`], which reads it).
     pub fn acting(&self) -> Acting {
         Acting {
             org_id: "local".into(),
+            org_name: String::new(),
             workspace_id: self.workspace.clone(),
             workspace_name: self.workspace.clone(),
             actor: self.actor.clone(),

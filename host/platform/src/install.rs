@@ -32,6 +32,8 @@ use crate::audit::{AuditSink, install_subject, vetting_subject};
 pub struct Acting {
     /// The organization's id (local mode: `local`).
     pub org_id: String,
+    /// The organization's name: its registry account, for vetting.
+    pub org_name: String,
     /// The workspace's id: the key of its installs, audit log and usage (local mode:
     /// its name).
     pub workspace_id: String,
@@ -198,7 +200,9 @@ impl Installer<'_> {
         accepted: WorkspaceGrant,
     ) -> Result<InstallRecord, InstallError> {
         let org = self.policies.org_policy(acting).await?;
-        self.install_under(acting, candidate, accepted, &org).await
+        let previous = self.stored(acting, candidate).await?;
+        self.install_under(acting, candidate, accepted, &org, previous)
+            .await
     }
 
     /// The stored install of `candidate` when its component, manifest and policy inputs
@@ -210,17 +214,26 @@ impl Installer<'_> {
         accepted: WorkspaceGrant,
     ) -> Result<InstallRecord, InstallError> {
         let org = self.policies.org_policy(acting).await?;
-        if let Some(stored) = self
-            .installs
-            .get(&acting.workspace_id, &candidate.reference)
-            .await?
+        let previous = self.stored(acting, candidate).await?;
+        if let Some(stored) = &previous
             && stored.component_digest == candidate.component_digest
             && stored.manifest_digest == sha256_hex(candidate.manifest_text.as_bytes())
             && stored.policy_digest == self.policy_digest(&org, &accepted)
         {
-            return Ok(stored);
+            return Ok(stored.clone());
         }
-        self.install_under(acting, candidate, accepted, &org).await
+        self.install_under(acting, candidate, accepted, &org, previous)
+            .await
+    }
+
+    async fn stored(
+        &self,
+        acting: &Acting,
+        candidate: &Candidate,
+    ) -> Result<Option<InstallRecord>, StoreError> {
+        self.installs
+            .get(&acting.workspace_id, &candidate.reference)
+            .await
     }
 
     /// Removes the install of `reference`, audited.
@@ -248,6 +261,7 @@ impl Installer<'_> {
         candidate: &Candidate,
         accepted: WorkspaceGrant,
         org: &OrgPolicy,
+        previous: Option<InstallRecord>,
     ) -> Result<InstallRecord, InstallError> {
         let manifest = &candidate.manifest;
         if manifest.plugin.kind != PluginKind::Node {
@@ -272,10 +286,6 @@ impl Installer<'_> {
                 reason,
             });
         };
-        let previous = self
-            .installs
-            .get(&acting.workspace_id, &candidate.reference)
-            .await?;
         let record = InstallRecord {
             reference: candidate.reference.clone(),
             version: manifest.plugin.version.to_string(),
@@ -461,6 +471,7 @@ secrets = ["API_KEY"]
     fn acting() -> Acting {
         Acting {
             org_id: "local".into(),
+            org_name: "default".into(),
             workspace_id: "default".into(),
             workspace_name: "default".into(),
             actor: "ada".into(),

@@ -184,26 +184,18 @@ impl PolicyStore for SqlPolicies {
             Some(text) => serde_json::from_str(&text)
                 .map_err(|e| StoreError::new("stored organization policy", e)),
             None => Ok(OrgPolicy {
-                name: org_name(&self.db, &acting.org_id).await?,
+                name: acting.org_name.clone(),
                 ..OrgPolicy::default()
             }),
         }
     }
 }
 
-async fn org_name(db: &AnyPool, org_id: &str) -> Result<String, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT name FROM tenant_orgs WHERE id = $1")
-            .bind(org_id)
-            .fetch_one(db)
-            .await?,
-    )
-}
-
 /// Who a principal is, to the platform core.
 pub fn acting(principal: &Principal) -> Acting {
     Acting {
         org_id: principal.org_id.clone(),
+        org_name: principal.org_name.clone(),
         workspace_id: principal.workspace_id.clone(),
         workspace_name: principal.workspace_name.clone(),
         actor: crate::audit::actor(principal),

@@ -117,8 +117,8 @@ impl Runs {
             .plan(&ticket.workspace_id, &ticket.workflow_id, ticket.version)
             .await
             .map_err(|e| e.to_string())?;
-        let (finished, attempt_offset) = match ticket.executions {
-            0 => (Vec::new(), 0),
+        let (finished, attempt_offset, prior_attempts) = match ticket.executions {
+            0 => (Vec::new(), 0, HashMap::new()),
             _ => self.progress_so_far(&ticket.run_id).await?,
         };
         let plugins: HashMap<String, String> = workflow
@@ -132,6 +132,7 @@ impl Runs {
             org_id: ticket.org_id.clone(),
             plugins,
             attempt_offset,
+            prior_attempts,
             writer: self.writer.clone(),
             metrics: self.metrics.clone(),
             ledger: self.ledger.clone(),
@@ -140,9 +141,13 @@ impl Runs {
         Ok((plan, finished, observer))
     }
 
-    /// Node reports persisted by an interrupted execution, and the highest attempt
-    /// number metered so far (new attempts number after it: idempotency keys stay unique).
-    async fn progress_so_far(&self, run_id: &str) -> Result<(Vec<NodeReport>, u32), String> {
+    /// Node reports persisted by an interrupted execution, the highest attempt number
+    /// metered so far (new attempts number after it: idempotency keys stay unique), and
+    /// the attempts each node had metered (an attempt that ran before the crash counts).
+    async fn progress_so_far(
+        &self,
+        run_id: &str,
+    ) -> Result<(Vec<NodeReport>, u32, HashMap<String, u32>), String> {
         let reports: Vec<String> =
             sqlx::query_scalar("SELECT report FROM run_nodes WHERE run_id = $1")
                 .bind(run_id)
@@ -157,11 +162,27 @@ impl Runs {
         .fetch_one(&self.db)
         .await
         .map_err(|e| e.to_string())?;
+        let metered: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT node_id, CAST(COUNT(*) AS BIGINT) FROM metering_records \
+             WHERE run_id = $1 GROUP BY node_id",
+        )
+        .bind(run_id)
+        .fetch_all(&self.db)
+        .await
+        .map_err(|e| e.to_string())?;
         let reports = reports
             .iter()
             .filter_map(|r| serde_json::from_str(r).ok())
             .collect();
-        Ok((reports, u32::try_from(last_attempt).unwrap_or(u32::MAX)))
+        let prior = metered
+            .into_iter()
+            .map(|(node, count)| (node, u32::try_from(count).unwrap_or(u32::MAX)))
+            .collect();
+        Ok((
+            reports,
+            u32::try_from(last_attempt).unwrap_or(u32::MAX),
+            prior,
+        ))
     }
 
     /// Records the final state, once: only a run still `running` changes. Not waited
@@ -252,6 +273,8 @@ struct Progress {
     /// Plugin reference of each node.
     plugins: HashMap<String, String>,
     attempt_offset: u32,
+    /// Attempts each node had metered before this execution (a resumed run).
+    prior_attempts: HashMap<String, u32>,
     writer: Writer,
     metrics: Arc<Metrics>,
     ledger: Arc<Ledger>,
@@ -357,7 +380,16 @@ impl RunObserver for Progress {
     }
 
     fn node_settled(&self, report: &NodeReport) {
-        let text = serde_json::to_string(report).unwrap_or_default();
+        // A node re-run after a crash reports every attempt it was metered for.
+        let prior = self.prior_attempts.get(&report.id).copied().unwrap_or(0);
+        let text = match prior {
+            0 => serde_json::to_string(report),
+            _ => serde_json::to_string(&NodeReport {
+                attempts: report.attempts.saturating_add(prior),
+                ..report.clone()
+            }),
+        }
+        .unwrap_or_default();
         let data = text.clone();
         self.writer.submit_announcing(
             Write::NodeReport {

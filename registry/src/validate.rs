@@ -8,8 +8,9 @@ use crate::error::RegistryError;
 
 /// Imports that only work with a capability, and how the manifest requests it.
 /// Sockets have no capability: no manifest can account for them.
-const CAPABILITY_IMPORTS: [(&str, &str); 5] = [
+const CAPABILITY_IMPORTS: [(&str, &str); 6] = [
     ("wasi:http/outgoing-handler@", "http"),
+    ("hyyve:plugin/models@", "models"),
     ("hyyve:plugin/kv@", "kv"),
     ("hyyve:plugin/secrets@", "secrets"),
     ("wasi:filesystem/", "scratch"),
@@ -26,12 +27,14 @@ fn requested(manifest: &Manifest, capability: &str) -> bool {
         "kv" => c.kv_bytes > 0,
         "secrets" => !c.secrets.is_empty(),
         "scratch" => c.scratch_bytes > 0,
+        // Only nodes call models: a provider calling providers would have no end.
+        "models" => manifest.plugin.kind == PluginKind::Node && !c.models.is_empty(),
         _ => false,
     }
 }
 
-/// Checks a component against its manifest, running nothing but a node plugin's
-/// `describe` (under the runtime's limits).
+/// Checks a component against its manifest, running nothing but its `describe` export
+/// (under the runtime's limits).
 pub async fn check_component(
     runtime: &Runtime,
     manifest: &Manifest,

@@ -73,7 +73,7 @@ fn full_grant(port: u16) -> anyhow::Result<Grant> {
 }
 
 async fn invoke(
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     plugin: &NodePlugin,
     node_type: &str,
     config: serde_json::Value,

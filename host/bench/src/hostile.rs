@@ -75,7 +75,7 @@ fn mib(bytes: u64) -> String {
 }
 
 async fn invoke(
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     plugin: &NodePlugin,
     node_type: &str,
     workspace: &str,
@@ -97,6 +97,8 @@ async fn invoke(
                 },
                 grant,
                 limits: Limits::default(),
+                models: None,
+                progress: None,
             },
         )
         .await;

@@ -44,12 +44,16 @@ async fn load_fibo(runtime: &Arc<Runtime>, repo: &Path) -> anyhow::Result<Arc<No
     load(runtime, repo, "hyyve:fibo").await
 }
 
-async fn call_fibo(runtime: &Runtime, plugin: &NodePlugin, n: u32) -> anyhow::Result<Duration> {
+async fn call_fibo(
+    runtime: &Arc<Runtime>,
+    plugin: &NodePlugin,
+    n: u32,
+) -> anyhow::Result<Duration> {
     call(runtime, plugin, "fibo", json!({ "n": n }), json!({})).await
 }
 
 async fn call(
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     plugin: &NodePlugin,
     node_type: &str,
     config: serde_json::Value,
@@ -61,7 +65,7 @@ async fn call(
 
 /// Times one invocation (install `bench` of workspace `bench`) under `grant`.
 pub(crate) async fn timed_invoke(
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     plugin: &NodePlugin,
     node_type: &str,
     config: serde_json::Value,
@@ -83,6 +87,8 @@ pub(crate) async fn timed_invoke(
                 },
                 grant: grant.clone(),
                 limits: Limits::default(),
+                models: None,
+                progress: None,
             },
         )
         .await;

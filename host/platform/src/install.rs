@@ -15,8 +15,8 @@
 //! while component, manifest and policy are unchanged, and nothing is audited again.
 
 use hyyve_policy::{
-    AuditAction, AuditEvent, Grant, Manifest, OrgPolicy, PlatformConfig, PluginKind,
-    WorkspaceGrant, effective_grant,
+    AuditAction, AuditEvent, Grant, Manifest, OrgPolicy, PlatformConfig, WorkspaceGrant,
+    effective_grant,
 };
 use hyyve_registry::storage::now_ms;
 use hyyve_registry::vetting::VettingStatus;
@@ -139,14 +139,6 @@ pub trait PolicyStore: Send + Sync {
 /// Why an install did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
-    /// Workflows install node plugins (for now).
-    #[error("{reference} is a {kind:?} plugin; workflows install node plugins")]
-    NotANode {
-        /// `namespace:name@version`.
-        reference: String,
-        /// What it is.
-        kind: PluginKind,
-    },
     /// The organization reviews third-party packages; this one awaits review.
     #[error("{reference} awaits review by organization {organization} (request {request})")]
     VettingPending {
@@ -264,12 +256,6 @@ impl Installer<'_> {
         previous: Option<InstallRecord>,
     ) -> Result<InstallRecord, InstallError> {
         let manifest = &candidate.manifest;
-        if manifest.plugin.kind != PluginKind::Node {
-            return Err(InstallError::NotANode {
-                reference: candidate.display(),
-                kind: manifest.plugin.kind,
-            });
-        }
         self.vetting_gate(acting, candidate, org).await?;
         let explanation = effective_grant(manifest, self.platform, org, &accepted);
         let Some(grant) = explanation.grant else {
@@ -546,14 +532,14 @@ secrets = ["API_KEY"]
     }
 
     #[tokio::test]
-    async fn only_node_plugins_install_and_nothing_is_written_for_another_kind() {
-        let local = Local::new();
-        let provider = MANIFEST.replace("kind = \"node\"", "kind = \"provider\"");
-        let Err(InstallError::NotANode { kind, .. }) = local.install(&provider, false).await else {
-            panic!("a provider installed as a node")
-        };
-        assert_eq!(kind, PluginKind::Provider);
-        assert!(local.actions().is_empty());
+    async fn providers_and_channels_install_under_the_same_grant_rules() {
+        for kind in ["provider", "channel"] {
+            let local = Local::new();
+            let manifest = MANIFEST.replace("kind = \"node\"", &format!("kind = \"{kind}\""));
+            let record = local.install(&manifest, false).await.unwrap();
+            assert_eq!(record.reference, "acme:probe", "{kind}");
+            assert_eq!(local.actions(), ["plugin.install"], "{kind}");
+        }
     }
 
     #[tokio::test]

@@ -29,6 +29,10 @@ pub struct Grant {
     pub scratch_entries: u64,
     /// Whether the plugin may start workflows.
     pub workflow_invoke: bool,
+    /// Model aliases the plugin may call (grants stored before this field existed call
+    /// none).
+    #[serde(default)]
+    pub models: BTreeSet<String>,
     /// Resource limits per invocation.
     pub limits: GrantedLimits,
 }
@@ -106,6 +110,7 @@ impl Grant {
             // Meaningful only with scratch bytes; the default, under the platform cap.
             scratch_entries: d.scratch_entries.min(platform.caps.scratch_entries),
             workflow_invoke: false,
+            models: BTreeSet::new(),
             limits: GrantedLimits {
                 memory_bytes: d.memory_bytes,
                 fuel: d.fuel,
@@ -120,7 +125,7 @@ impl Grant {
 
 impl Grant {
     /// Whether a plugin under this grant can only compute: no HTTP, KV, secrets, scratch
-    /// files or workflow starts, so its outputs depend on its config and inputs alone and
+    /// files, workflow starts or model calls, so its outputs depend on its config and inputs alone and
     /// may be reused from a result cache.
     pub fn is_pure(&self) -> bool {
         self.http.rules.is_empty()
@@ -128,6 +133,7 @@ impl Grant {
             && self.secrets.is_empty()
             && self.scratch_bytes == 0
             && !self.workflow_invoke
+            && self.models.is_empty()
     }
 }
 
@@ -470,6 +476,26 @@ pub fn effective_grant(
         }
         grant.workflow_invoke = cuts.is_empty();
         items.push(yes_no("workflow invocation".into(), cuts));
+    }
+
+    // Model aliases.
+    for alias in &req.models {
+        let mut cuts = Vec::new();
+        if !org.models {
+            cuts.push(cut(
+                Layer::Organization,
+                "model calls are not allowed".into(),
+            ));
+        }
+        if let Some(accepted) = &workspace.models
+            && !accepted.contains(alias)
+        {
+            cuts.push(cut(Layer::Workspace, "not accepted at install".into()));
+        }
+        if cuts.is_empty() {
+            grant.models.insert(alias.clone());
+        }
+        items.push(yes_no(format!("model alias {alias}"), cuts));
     }
 
     // Limits.

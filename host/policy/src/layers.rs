@@ -144,6 +144,8 @@ pub struct OrgPolicy {
     pub kv: bool,
     /// Whether plugins may start workflows.
     pub workflow_invoke: bool,
+    /// Whether nodes may call model aliases (`models`) at all.
+    pub models: bool,
     /// Outgoing HTTP bounds.
     pub http: OrgHttp,
     /// Ceilings below the platform's.
@@ -161,6 +163,7 @@ impl Default for OrgPolicy {
             filesystem: true,
             kv: true,
             workflow_invoke: true,
+            models: true,
             http: OrgHttp::default(),
             caps: Caps::default(),
         }
@@ -194,6 +197,8 @@ pub struct WorkspaceGrant {
     pub secrets: Option<BTreeSet<String>>,
     /// Whether workflow invocation is accepted.
     pub workflow_invoke: Option<bool>,
+    /// Model aliases accepted.
+    pub models: Option<BTreeSet<String>>,
     /// Ceilings for this install.
     pub caps: Caps,
 }

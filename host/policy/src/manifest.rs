@@ -193,6 +193,10 @@ pub struct Capabilities {
     /// Whether the plugin starts other workflows.
     #[serde(default)]
     pub workflow_invoke: bool,
+    /// Model aliases the plugin calls through `models` (`default-chat`); a node calls
+    /// no model it does not list.
+    #[serde(default)]
+    pub models: BTreeSet<String>,
 }
 
 /// Requested outgoing HTTP.
@@ -292,6 +296,9 @@ impl Manifest {
         }
         for name in &self.capabilities.secrets {
             check_secret_name(name).map_err(|m| invalid("capabilities.secrets", m))?;
+        }
+        for alias in &self.capabilities.models {
+            check_name(alias).map_err(|m| invalid("capabilities.models", m))?;
         }
         for (key, value) in [
             ("limits.memory_bytes", self.limits.memory_bytes),

@@ -40,6 +40,10 @@ pub enum DenialKind {
     UsageUnitsExceeded,
     /// A usage quantity past the per-report cap, or a sum that would overflow.
     UsageQuantityExceeded,
+    /// A model alias the node's grant does not list, or model calls without a route.
+    ModelDenied,
+    /// More progress (streamed deltas) than one invocation may pass on.
+    ProgressExceeded,
 }
 
 impl DenialKind {
@@ -61,6 +65,8 @@ impl DenialKind {
             Self::UsageUnitReserved => "usage_unit_reserved",
             Self::UsageUnitsExceeded => "usage_units_exceeded",
             Self::UsageQuantityExceeded => "usage_quantity_exceeded",
+            Self::ModelDenied => "model_denied",
+            Self::ProgressExceeded => "progress_exceeded",
         }
     }
 
@@ -80,6 +86,8 @@ impl DenialKind {
             | Self::UsageUnitReserved
             | Self::UsageUnitsExceeded
             | Self::UsageQuantityExceeded => "usage",
+            Self::ModelDenied => "models",
+            Self::ProgressExceeded => "progress",
         }
     }
 }

@@ -9,7 +9,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use wasmtime::component::HasSelf;
 
-use crate::bindings::hyyve::plugin as hyyve;
+use crate::bindings::node::hyyve::plugin as hyyve;
 use crate::cache::ComponentCache;
 use crate::error::{LoadError, RuntimeError};
 use crate::imports;
@@ -224,5 +224,9 @@ fn link(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     imports::kv::add_to_linker(&mut linker)?;
     imports::secrets::add_to_linker(&mut linker)?;
     imports::usage::add_to_linker(&mut linker)?;
+    imports::progress::add_to_linker(&mut linker)?;
+    // Only node plugins import `models`; calls from anything else find no route.
+    imports::models::add_to_linker(&mut linker)?;
+    hyyve::llm::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)?;
     Ok(linker)
 }

@@ -4,9 +4,11 @@ use serde::Serialize;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use crate::channel::ChannelInfo;
 use crate::engine::Runtime;
 use crate::error::LoadError;
-use crate::plugin::{Digest, NodeType};
+use crate::plugin::{Digest, LoadedPlugin, NodeType};
+use crate::provider::ProviderInfo;
 
 /// Which hyyve world a component implements, judged by its exports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,6 +25,16 @@ pub enum PluginWorld {
 }
 
 impl PluginWorld {
+    /// The world's name in `wit/worlds.wit`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Node => "node-plugin",
+            Self::Provider => "provider-plugin",
+            Self::Channel => "channel-plugin",
+            Self::Other(_) => "none",
+        }
+    }
+
     /// A human description, for errors.
     pub fn describe(&self) -> String {
         match self {
@@ -48,6 +60,12 @@ pub struct ComponentInfo {
     pub exports: Vec<String>,
     /// For node plugins: the node types with their schemas.
     pub node_types: Vec<NodeType>,
+    /// For provider plugins: what the provider described (its models among it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderInfo>,
+    /// For channel plugins: what the channel described.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<ChannelInfo>,
 }
 
 const HYYVE_EXPORTS: [(&str, PluginWorld); 3] = [
@@ -71,7 +89,7 @@ pub(crate) fn world_of(engine: &Engine, component: &Component) -> PluginWorld {
 }
 
 impl Runtime {
-    /// Describes a component without running it, except for a node plugin's `describe`.
+    /// Describes a component without running it, except for its `describe` export.
     pub async fn inspect(&self, bytes: &[u8]) -> Result<ComponentInfo, LoadError> {
         let (digest, component) = self.compile(bytes)?;
         let ty = component.component_type();
@@ -84,17 +102,22 @@ impl Runtime {
             .map(|(n, _)| n.to_owned())
             .collect();
         let world = world_of(&self.engine, &component);
-        let node_types = if world == PluginWorld::Node {
-            self.load_node_plugin(bytes).await?.node_types
-        } else {
-            Vec::new()
-        };
-        Ok(ComponentInfo {
+        let mut info = ComponentInfo {
             digest,
             world,
             imports,
             exports,
-            node_types,
-        })
+            node_types: Vec::new(),
+            provider: None,
+            channel: None,
+        };
+        if !matches!(info.world, PluginWorld::Other(_)) {
+            match self.load_plugin(bytes).await? {
+                LoadedPlugin::Node(p) => info.node_types = p.node_types,
+                LoadedPlugin::Provider(p) => info.provider = Some(p.info),
+                LoadedPlugin::Channel(p) => info.channel = Some(p.info),
+            }
+        }
+        Ok(info)
     }
 }

@@ -21,6 +21,8 @@ use crate::engine::Runtime;
 use crate::error::{HostResourceExceeded, InvocationError};
 use crate::imports::http::{HttpPolicy, HttpUsage};
 use crate::imports::log::{LogBudget, LogState};
+use crate::imports::models::{ModelAccess, ModelRoutes, ModelsState};
+use crate::imports::progress::{ProgressSink, ProgressState};
 use crate::imports::scratch::{SCRATCH_GUEST_PATH, ScratchQuota};
 use crate::limits::{FIELD_SIZE_LIMIT, Limits, MemoryLimiter, RANDOM_BYTES_PER_CALL};
 use crate::metering::MeteringRecord;
@@ -54,6 +56,11 @@ pub struct InvocationRequest<'a> {
     pub grant: Arc<Grant>,
     /// What the invocation may consume (usually [`Limits::granted`] of the grant).
     pub limits: Limits,
+    /// The workspace's model aliases, for a node granted `models`; `None`: every model
+    /// call is refused.
+    pub models: Option<Arc<dyn ModelRoutes>>,
+    /// Where the node's `progress` deltas (and those of the providers it calls) go.
+    pub progress: Option<Arc<dyn ProgressSink>>,
 }
 
 /// The result of one invocation and what it consumed.
@@ -78,102 +85,210 @@ const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
 const STDERR_CAPTURE_BYTES: usize = 4096;
 
 /// Where a call failed: instantiation failures are host-side, call failures guest-side.
-enum Failure {
+pub(crate) enum Failure {
     Instantiate(wasmtime::Error),
     Call(wasmtime::Error),
+}
+
+/// What a fresh instance is set up with: who it runs as, under which grant and limits,
+/// and what it may reach beyond the install's own capabilities.
+pub(crate) struct StoreSetup {
+    pub(crate) limits: Limits,
+    pub(crate) ids: InvocationIds,
+    pub(crate) scope: InstallScope,
+    pub(crate) grant: Arc<Grant>,
+    /// Model calls (`models`): the node's route to its workspace's aliases.
+    pub(crate) models: Option<ModelAccess>,
+    /// Where `progress` deltas go.
+    pub(crate) progress: Option<Arc<dyn ProgressSink>>,
+}
+
+impl StoreSetup {
+    /// A setup reaching nothing beyond `grant`.
+    pub(crate) fn new(
+        limits: Limits,
+        ids: InvocationIds,
+        scope: InstallScope,
+        grant: Arc<Grant>,
+    ) -> Self {
+        Self {
+            limits,
+            ids,
+            scope,
+            grant,
+            models: None,
+            progress: None,
+        }
+    }
+}
+
+/// One call into a fresh instance: instantiate the component, call one export.
+pub(crate) trait Call {
+    /// What the export returns.
+    type Output: Send;
+    /// Instantiates in `store` and calls.
+    fn call(
+        self,
+        store: &mut Store<HostState>,
+    ) -> impl Future<Output = Result<Self::Output, Failure>> + Send;
+}
+
+/// What a call into a fresh instance returned and consumed.
+pub(crate) struct Fresh<T> {
+    pub(crate) result: Result<T, InvocationError>,
+    pub(crate) metering: MeteringRecord,
+}
+
+/// `execute` of a node type.
+struct Execute<'a> {
+    pre: &'a NodePluginPre<HostState>,
+    node_type: &'a str,
+    config: String,
+    inputs: String,
+    ctx: wit::Invocation,
+}
+
+impl Call for Execute<'_> {
+    type Output = Result<String, PluginError>;
+
+    async fn call(self, store: &mut Store<HostState>) -> Result<Self::Output, Failure> {
+        let instance = self
+            .pre
+            .instantiate_async(&mut *store)
+            .await
+            .map_err(Failure::Instantiate)?;
+        instance
+            .hyyve_plugin_node()
+            .call_execute(store, self.node_type, &self.config, &self.inputs, &self.ctx)
+            .await
+            .map_err(Failure::Call)
+    }
+}
+
+/// `describe` of a node component.
+struct DescribeNodes<'a>(&'a NodePluginPre<HostState>);
+
+impl Call for DescribeNodes<'_> {
+    type Output = Vec<wit::NodeType>;
+
+    async fn call(self, store: &mut Store<HostState>) -> Result<Self::Output, Failure> {
+        let instance = self
+            .0
+            .instantiate_async(&mut *store)
+            .await
+            .map_err(Failure::Instantiate)?;
+        instance
+            .hyyve_plugin_node()
+            .call_describe(store)
+            .await
+            .map_err(Failure::Call)
+    }
 }
 
 impl Runtime {
     /// Runs one node in a fresh instance. Never panics on guest behaviour: every failure
     /// is an [`InvocationError`], and the metering record is always filled in.
     pub async fn invoke(
-        &self,
+        self: &Arc<Self>,
         plugin: &NodePlugin,
         req: InvocationRequest<'_>,
     ) -> InvocationOutcome {
         if plugin.node_type(req.node_type).is_none() {
             return not_started(InvocationError::UnknownNodeType(req.node_type.to_owned()));
         }
-        let (config, inputs) = (req.config.to_string(), req.inputs.to_string());
-        let ctx = wit::Invocation {
-            run_id: req.ids.run_id.clone(),
-            node_id: req.ids.node_id.clone(),
-            attempt: req.ids.attempt,
+        let call = Execute {
+            pre: &plugin.pre,
+            node_type: req.node_type,
+            config: req.config.to_string(),
+            inputs: req.inputs.to_string(),
+            ctx: wit::Invocation {
+                run_id: req.ids.run_id.clone(),
+                node_id: req.ids.node_id.clone(),
+                attempt: req.ids.attempt,
+            },
         };
         let limits = req.limits;
-        let started = Instant::now();
-        let mut store = match self.new_store(&limits, req.ids, req.scope, req.grant) {
-            Ok(store) => store,
-            Err(e) => return not_started(e),
-        };
-        let call = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, async {
-            let instance = plugin
-                .pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(Failure::Instantiate)?;
-            instance
-                .hyyve_plugin_node()
-                .call_execute(&mut store, req.node_type, &config, &inputs, &ctx)
-                .await
-                .map_err(Failure::Call)
-        })
-        .await;
-        let mut metering = finish(&mut store, started, &limits);
-        let result = match call {
-            Err(_elapsed) => Err(deadline(&limits)),
-            Ok(Err(failure)) => Err(classify(failure, &store, &limits)),
-            Ok(Ok(Err(plugin_error))) => Err(plugin_error.into()),
-            Ok(Ok(Ok(json))) => parse_output(&json, &limits),
+        let mut setup = StoreSetup::new(limits, req.ids, req.scope, req.grant);
+        setup.models = req.models.map(|routes| ModelAccess {
+            runtime: self.clone(),
+            routes,
+        });
+        setup.progress = req.progress;
+        let Fresh {
+            result,
+            mut metering,
+        } = self.run_fresh(setup, call).await;
+        let result = match result {
+            Err(e) => Err(e),
+            Ok(Err(plugin_error)) => Err(plugin_error.into()),
+            Ok(Ok(json)) => parse_output(&json, &limits),
         };
         let result = result.map_err(|e| blame_denial(e, &metering));
         metering.failure = result.as_ref().err().map(|e| e.kind().to_owned());
         if result.is_err() {
-            // What the guest made the host hold is freed with the store.
-            drop(store);
+            // What the guest made the host hold was freed with the store.
             crate::memory::return_freed_memory();
         }
         InvocationOutcome { result, metering }
     }
 
-    /// Calls `describe` in a fresh instance under default limits.
+    /// Calls `describe` of a node component in a fresh instance under default limits.
     pub(crate) async fn describe(
         &self,
         pre: &NodePluginPre<HostState>,
     ) -> Result<Vec<wit::NodeType>, InvocationError> {
-        let limits = Limits::default();
-        let mut store = self.new_store(
-            &limits,
+        self.describe_fresh(DescribeNodes(pre)).await
+    }
+
+    /// Runs a `describe` export: nothing granted, default limits.
+    pub(crate) async fn describe_fresh<C: Call>(
+        &self,
+        call: C,
+    ) -> Result<C::Output, InvocationError> {
+        let setup = StoreSetup::new(
+            Limits::default(),
             InvocationIds::default(),
             InstallScope::default(),
             self.no_grant.clone(),
-        )?;
-        let call = tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, async {
-            let instance = pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(Failure::Instantiate)?;
-            instance
-                .hyyve_plugin_node()
-                .call_describe(&mut store)
-                .await
-                .map_err(Failure::Call)
-        })
-        .await;
-        match call {
-            Err(_elapsed) => Err(deadline(&limits)),
-            Ok(Err(failure)) => Err(classify(failure, &store, &limits)),
-            Ok(Ok(types)) => Ok(types),
-        }
+        );
+        self.run_fresh(setup, call).await.result
     }
 
-    fn new_store(
-        &self,
-        limits: &Limits,
-        ids: InvocationIds,
-        scope: InstallScope,
-        grant: Arc<Grant>,
-    ) -> Result<Store<HostState>, InvocationError> {
+    /// Creates a fresh store under `setup`, makes `call` in it within the deadline, and
+    /// classifies what went wrong. The metering record is filled in whatever happened.
+    pub(crate) async fn run_fresh<C: Call>(&self, setup: StoreSetup, call: C) -> Fresh<C::Output> {
+        let limits = setup.limits;
+        let started = Instant::now();
+        let mut store = match self.new_store(setup) {
+            Ok(store) => store,
+            Err(e) => {
+                return Fresh {
+                    metering: refused_record(&e),
+                    result: Err(e),
+                };
+            }
+        };
+        let answer =
+            tokio::time::timeout(limits.timeout + HOST_CALL_GRACE, call.call(&mut store)).await;
+        let metering = finish(&mut store, started, &limits);
+        let result = match answer {
+            Err(_elapsed) => Err(deadline(&limits)),
+            Ok(Err(failure)) => Err(classify(failure, &store, &limits)),
+            Ok(Ok(output)) => Ok(output),
+        };
+        Fresh { result, metering }
+    }
+
+    fn new_store(&self, setup: StoreSetup) -> Result<Store<HostState>, InvocationError> {
+        let StoreSetup {
+            limits,
+            ids,
+            scope,
+            grant,
+            models,
+            progress,
+        } = setup;
+        let limits = &limits;
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
         let denials = DenialLog::default();
         // No environment, no arguments, no sockets, no name lookups; at most one
@@ -233,6 +348,12 @@ impl Runtime {
                 budget: LogBudget::new(limits.log_lines, limits.log_bytes),
                 rate: self.log_rate.clone(),
             },
+            models: ModelsState {
+                access: models,
+                deadline: Instant::now() + limits.timeout,
+                progress: progress.clone(),
+            },
+            progress: ProgressState::new(progress),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -279,7 +400,7 @@ fn scratch_dir(root: &std::path::Path, scope: &InstallScope) -> Result<PathBuf, 
 }
 
 /// A plugin that fails after a refusal failed because of it: report the refusal.
-fn blame_denial(error: InvocationError, metering: &MeteringRecord) -> InvocationError {
+pub(crate) fn blame_denial(error: InvocationError, metering: &MeteringRecord) -> InvocationError {
     let guest_reported = matches!(
         error,
         InvocationError::InvalidInput(_)
@@ -300,11 +421,16 @@ fn blame_denial(error: InvocationError, metering: &MeteringRecord) -> Invocation
 /// An invocation refused before its instance existed: nothing consumed.
 fn not_started(error: InvocationError) -> InvocationOutcome {
     InvocationOutcome {
-        metering: MeteringRecord {
-            failure: Some(error.kind().to_owned()),
-            ..MeteringRecord::default()
-        },
+        metering: refused_record(&error),
         result: Err(error),
+    }
+}
+
+/// The record of a call refused before its instance existed: nothing consumed.
+pub(crate) fn refused_record(error: &InvocationError) -> MeteringRecord {
+    MeteringRecord {
+        failure: Some(error.kind().to_owned()),
+        ..MeteringRecord::default()
     }
 }
 

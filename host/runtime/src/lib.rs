@@ -9,6 +9,7 @@
 
 mod bindings;
 mod cache;
+mod channel;
 mod denial;
 mod engine;
 mod error;
@@ -19,15 +20,21 @@ mod limits;
 mod memory;
 mod metering;
 mod plugin;
+mod provider;
 mod schema;
 mod state;
 
+pub use channel::{ChannelInfo, ChannelPlugin};
 pub use denial::{Denial, DenialKind};
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{InvocationError, LoadError, RuntimeError};
 pub use imports::http::{ResolveFuture, Resolver, StaticResolver, SystemResolver};
 pub use imports::kv::{InMemoryKv, KvError, KvStore, MAX_KEY_BYTES, MAX_VALUE_BYTES, entry_bytes};
 pub use imports::log::{MAX_MESSAGE_BYTES, WORKSPACE_LOG_BURST, WORKSPACE_LOG_LINES_PER_SECOND};
+pub use imports::models::{
+    MAX_MODEL_CALLS, MAX_RETRY_AFTER, ModelRoutes, ModelTarget, RouteError, RouteFuture,
+};
+pub use imports::progress::{MAX_DELTA_BYTES, MAX_DELTAS, MAX_PROGRESS_BYTES, ProgressSink};
 pub use imports::scratch::{
     ENTRY_METADATA_BYTES, MAX_DIRECTORY_STREAMS, MAX_OPEN_DESCRIPTORS, SCRATCH_GUEST_PATH,
 };
@@ -38,7 +45,8 @@ pub use imports::usage::{
 pub use inspect::{ComponentInfo, PluginWorld};
 pub use invoke::{InvocationIds, InvocationOutcome, InvocationRequest};
 pub use limits::{HOST_ENTRY_MAX_BYTES, Limits};
-pub use metering::MeteringRecord;
-pub use plugin::{Digest, NodePlugin, NodeType, Port};
+pub use metering::{MeteringRecord, ModelCall};
+pub use plugin::{Digest, LoadedPlugin, NodePlugin, NodeType, Port};
+pub use provider::{ModelInfo, ProviderInfo, ProviderPlugin};
 pub use schema::{Schema, Violation};
 pub use state::InstallScope;

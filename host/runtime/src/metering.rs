@@ -51,6 +51,35 @@ pub struct MeteringRecord {
     /// The error kind that ended the invocation (`fuel_exhausted`, `secret_denied`, ...),
     /// `None` when it succeeded.
     pub failure: Option<String>,
+    /// Provider invocations this node's model calls made, each metered on its own
+    /// record (the provider's fuel, HTTP and tokens), in call order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub model_calls: Vec<ModelCall>,
+}
+
+/// One provider invocation made for a node's model call: which alias target ran and what
+/// it consumed. Billed to the provider install, attributed to the calling run and node.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelCall {
+    /// 1 for the invocation's first provider call, counting fallbacks and retries.
+    pub seq: u32,
+    /// The alias the node called.
+    pub alias: String,
+    /// The provider install that ran (`hyyve:openai`).
+    pub provider: String,
+    /// The model asked of it.
+    pub model: String,
+    /// The provider invocation's own record.
+    pub metering: MeteringRecord,
+}
+
+impl ModelCall {
+    /// The node id its metering record is kept under: `<node>/models/<seq>`, apart from
+    /// the node's own record and from every other call (node ids cannot hold `/`).
+    pub fn record_node_id(&self, node_id: &str) -> String {
+        format!("{node_id}/models/{}", self.seq)
+    }
 }
 
 #[cfg(test)]

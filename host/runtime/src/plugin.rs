@@ -7,11 +7,16 @@ use std::path::Path;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+use wasmtime::component::InstancePre;
+
 use crate::bindings::{NodePluginPre, types as wit};
+use crate::channel::ChannelPlugin;
 use crate::engine::Runtime;
-use crate::error::{InvocationError, LoadError};
+use crate::error::LoadError;
 use crate::inspect::{PluginWorld, world_of};
+use crate::provider::{ProviderPlugin, describe_failed};
 use crate::schema::Schema;
+use crate::state::HostState;
 
 /// sha256 of a component's bytes: what pins a plugin version and keys caches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -124,32 +129,89 @@ impl Runtime {
     /// Validates `bytes` as a node-plugin component, links it, and asks it to describe
     /// its node types (in a fresh, limited instance like any invocation).
     pub async fn load_node_plugin(&self, bytes: &[u8]) -> Result<NodePlugin, LoadError> {
-        let (digest, component) = self.compile(bytes)?;
-        let world = world_of(&self.engine, &component);
-        if world != PluginWorld::Node {
-            return Err(LoadError::WrongWorld {
-                expected: "node-plugin",
-                found: world.describe(),
-            });
-        }
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::UnsatisfiedImport(format!("{e:#}")))?;
+        let (digest, instance_pre) = self.prepare(bytes, PluginWorld::Node)?;
         let pre = NodePluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
             expected: "node-plugin",
             found: format!("{e:#}"),
         })?;
-        let raw = self.describe(&pre).await.map_err(|e| match e {
-            InvocationError::Trap(m) => LoadError::Describe(format!("trapped: {m}")),
-            other => LoadError::Describe(other.to_string()),
-        })?;
+        let raw = self.describe(&pre).await.map_err(describe_failed)?;
         let node_types = parse_node_types(raw)?;
         Ok(NodePlugin {
             digest,
             pre,
             node_types,
         })
+    }
+
+    /// Loads a component of any kind, judged by what it exports.
+    pub async fn load_plugin(&self, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
+        let (_, component) = self.compile(bytes)?;
+        match world_of(&self.engine, &component) {
+            PluginWorld::Node => self.load_node_plugin(bytes).await.map(LoadedPlugin::Node),
+            PluginWorld::Provider => self
+                .load_provider_plugin(bytes)
+                .await
+                .map(LoadedPlugin::Provider),
+            PluginWorld::Channel => self
+                .load_channel_plugin(bytes)
+                .await
+                .map(LoadedPlugin::Channel),
+            other => Err(LoadError::WrongWorld {
+                expected: "node-plugin, provider-plugin or channel-plugin",
+                found: other.describe(),
+            }),
+        }
+    }
+
+    /// Compiles `bytes`, checks they implement `world` and links their imports.
+    pub(crate) fn prepare(
+        &self,
+        bytes: &[u8],
+        world: PluginWorld,
+    ) -> Result<(Digest, InstancePre<HostState>), LoadError> {
+        let (digest, component) = self.compile(bytes)?;
+        let found = world_of(&self.engine, &component);
+        if found != world {
+            return Err(LoadError::WrongWorld {
+                expected: world.name(),
+                found: found.describe(),
+            });
+        }
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::UnsatisfiedImport(format!("{e:#}")))?;
+        Ok((digest, instance_pre))
+    }
+}
+
+/// A loaded component of one of the three kinds.
+pub enum LoadedPlugin {
+    /// Workflow node types.
+    Node(NodePlugin),
+    /// An AI model adapter.
+    Provider(ProviderPlugin),
+    /// A messaging channel adapter.
+    Channel(ChannelPlugin),
+}
+
+impl LoadedPlugin {
+    /// The component's sha256.
+    pub fn digest(&self) -> Digest {
+        match self {
+            Self::Node(p) => p.digest(),
+            Self::Provider(p) => p.digest(),
+            Self::Channel(p) => p.digest(),
+        }
+    }
+
+    /// The world it implements.
+    pub fn world(&self) -> PluginWorld {
+        match self {
+            Self::Node(_) => PluginWorld::Node,
+            Self::Provider(_) => PluginWorld::Provider,
+            Self::Channel(_) => PluginWorld::Channel,
+        }
     }
 }
 
@@ -200,7 +262,7 @@ fn parse_ports(ports: Vec<wit::Port>, context: &str) -> Result<Vec<Port>, LoadEr
         .collect()
 }
 
-fn parse_schema(text: &str, context: &str) -> Result<Schema, LoadError> {
+pub(crate) fn parse_schema(text: &str, context: &str) -> Result<Schema, LoadError> {
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| LoadError::Describe(format!("{context} schema is not JSON: {e}")))?;
     if !(value.is_object() || value.is_boolean()) {

@@ -15,6 +15,8 @@ use crate::denial::DenialLog;
 use crate::imports::http::HttpPolicy;
 use crate::imports::kv::KvStore;
 use crate::imports::log::LogState;
+use crate::imports::models::ModelsState;
+use crate::imports::progress::ProgressState;
 use crate::imports::scratch::ScratchQuota;
 use crate::invoke::InvocationIds;
 use crate::limits::MemoryLimiter;
@@ -63,6 +65,8 @@ pub(crate) struct HostState {
     /// The scratch directory's quota, when one is granted.
     pub(crate) scratch: Option<Arc<ScratchQuota>>,
     pub(crate) log: LogState,
+    pub(crate) models: ModelsState,
+    pub(crate) progress: ProgressState,
     /// The guest's stderr (panic messages land here), capped, for trap reports.
     pub(crate) stderr: wasmtime_wasi::p2::pipe::MemoryOutputPipe,
 }

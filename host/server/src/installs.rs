@@ -205,9 +205,6 @@ pub fn acting(principal: &Principal) -> Acting {
 impl From<InstallError> for ApiError {
     fn from(e: InstallError) -> Self {
         match e {
-            InstallError::NotANode { .. } => {
-                ApiError::unprocessable("not_a_node_plugin", e.to_string())
-            }
             InstallError::VettingPending { request, .. } => ApiError::Unprocessable {
                 code: "vetting_required".into(),
                 message: e.to_string(),

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyyve_runtime::{
-    InstallScope, InvocationIds, InvocationRequest, Limits, MeteringRecord, Port, Runtime,
+    InstallScope, InvocationIds, InvocationRequest, Limits, MeteringRecord, ModelRoutes, Port,
+    ProgressSink, Runtime,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -51,6 +52,22 @@ pub trait RunObserver: Send + Sync {
     fn attempt_finished(&self, _node_id: &str, _attempt: u32, _metering: &MeteringRecord) {}
     /// The node has its final report (executed, cached, skipped or not run).
     fn node_settled(&self, _report: &NodeReport) {}
+    /// An attempt passed on a delta of partial output (streamed LLM tokens).
+    fn node_progress(&self, _node_id: &str, _attempt: u32, _delta: &str) {}
+}
+
+/// The progress of one node attempt, passed on to the run's observer.
+struct AttemptProgress {
+    observer: Arc<dyn RunObserver>,
+    node_id: String,
+    attempt: u32,
+}
+
+impl ProgressSink for AttemptProgress {
+    fn delta(&self, text: &str) {
+        self.observer
+            .node_progress(&self.node_id, self.attempt, text);
+    }
 }
 
 /// Observes nothing.
@@ -168,6 +185,7 @@ pub struct Executor {
     runtime: Arc<Runtime>,
     config: ExecutorConfig,
     cache: Option<Arc<ResultCache>>,
+    models: Option<Arc<dyn ModelRoutes>>,
 }
 
 impl Executor {
@@ -177,7 +195,15 @@ impl Executor {
             runtime,
             config,
             cache: None,
+            models: None,
         }
+    }
+
+    /// Nodes granted `models` call their workspace's aliases through `routes`; without
+    /// routes every model call is refused.
+    pub fn with_models(mut self, routes: Arc<dyn ModelRoutes>) -> Self {
+        self.models = Some(routes);
+        self
     }
 
     /// Reuse outputs of nodes whose (component, type, config, inputs) did not change.
@@ -262,6 +288,7 @@ impl Executor {
                                     install: node.install.id.clone(),
                                 },
                                 cache: self.cache.clone(),
+                                models: self.models.clone(),
                                 retries: self.config.retries,
                                 backoff: self.config.retry_backoff,
                                 observer: observer.clone(),
@@ -457,6 +484,7 @@ struct NodeJob {
     run_id: String,
     scope: InstallScope,
     cache: Option<Arc<ResultCache>>,
+    models: Option<Arc<dyn ModelRoutes>>,
     retries: u32,
     backoff: Duration,
     observer: Arc<dyn RunObserver>,
@@ -527,6 +555,15 @@ impl NodeJob {
                     scope: self.scope.clone(),
                     grant: node.install.grant.clone(),
                     limits: Limits::granted(&node.install.grant.limits),
+                    models: self
+                        .models
+                        .clone()
+                        .filter(|_| !node.install.grant.models.is_empty()),
+                    progress: Some(Arc::new(AttemptProgress {
+                        observer: self.observer.clone(),
+                        node_id: node.id.clone(),
+                        attempt,
+                    })),
                 },
             )
             .await;

@@ -91,6 +91,8 @@ pub async fn invoke_granted(
                 },
                 grant: Arc::new(grant),
                 limits,
+                models: None,
+                progress: None,
             },
         )
         .await

@@ -4,12 +4,15 @@
 pub(crate) mod http;
 pub mod kv;
 pub(crate) mod log;
+pub(crate) mod models;
+pub(crate) mod progress;
 pub(crate) mod scratch;
 pub(crate) mod secrets;
 pub(crate) mod usage;
 
-use crate::bindings::types;
+use crate::bindings::{llm, types};
 use crate::state::HostState;
 
-// `types` holds only type definitions; its host trait has no methods.
+// `types` and `llm` hold only type definitions; their host traits have no methods.
 impl types::Host for HostState {}
+impl llm::Host for HostState {}

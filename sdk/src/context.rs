@@ -92,3 +92,42 @@ pub mod usage {
         super::host::usage::report(unit, quantity);
     }
 }
+
+/// Model calls by alias (chat completions, embeddings). The node's manifest lists the
+/// aliases it calls (`capabilities.models`); the workspace binds each to a provider.
+pub mod models {
+    pub use super::host::llm::{
+        ChatMessage, ChatResponse, EmbedResponse, FinishReason, Role, TokenUsage, ToolCall,
+        ToolDefinition,
+    };
+    pub use super::host::models::{ChatCall, ModelError};
+
+    /// A chat completion through `call.alias`.
+    pub fn chat(call: &ChatCall) -> Result<ChatResponse, ModelError> {
+        super::host::models::chat(call)
+    }
+
+    /// Embeddings of `inputs` through `alias`, one vector per input.
+    pub fn embed(alias: &str, inputs: &[String]) -> Result<EmbedResponse, ModelError> {
+        super::host::models::embed(alias, inputs)
+    }
+
+    /// A message of `role` with text `content`.
+    pub fn message(role: Role, content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+}
+
+/// Partial output passed on as it is produced: the host shows it as `node.progress`
+/// events of the node being executed.
+pub mod progress {
+    /// Pass `text` on.
+    pub fn delta(text: &str) {
+        super::host::progress::delta(text);
+    }
+}

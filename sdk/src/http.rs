@@ -65,6 +65,79 @@ pub fn request(
     headers: &[(&str, &[u8])],
     body: &[u8],
 ) -> Result<Response, HttpError> {
+    let (status, headers, incoming) = send(method, url, headers, body)?;
+    let mut body = Vec::new();
+    read_body(&incoming, |chunk| {
+        body.extend_from_slice(chunk);
+        true
+    })?;
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// A response whose body is read as it arrives.
+pub struct StreamingResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers in received order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    incoming: IncomingBody,
+}
+
+impl StreamingResponse {
+    /// The first value of header `name` (case-insensitive), as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        header_of(&self.headers, name)
+    }
+
+    /// Calls `chunk` with each piece of the body as it arrives, until the body ends or
+    /// `chunk` returns `false`.
+    pub fn read(self, chunk: impl FnMut(&[u8]) -> bool) -> Result<(), HttpError> {
+        read_body(&self.incoming, chunk)
+    }
+}
+
+impl Response {
+    /// The first value of header `name` (case-insensitive), as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        header_of(&self.headers, name)
+    }
+}
+
+fn header_of(headers: &[(String, Vec<u8>)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+}
+
+/// Sends one request; the body is read from the returned response as it arrives
+/// (server-sent events, long downloads).
+pub fn stream(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+) -> Result<StreamingResponse, HttpError> {
+    let (status, headers, incoming) = send(method, url, headers, body)?;
+    Ok(StreamingResponse {
+        status,
+        headers,
+        incoming,
+    })
+}
+
+type Head = (u16, Vec<(String, Vec<u8>)>, IncomingBody);
+
+fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+) -> Result<Head, HttpError> {
     let (scheme, authority, path) = split_url(url)?;
     let fields = Fields::new();
     for (name, value) in headers {
@@ -118,12 +191,7 @@ pub fn request(
     let incoming = response
         .consume()
         .map_err(|()| HttpError::Transport("response body already taken".into()))?;
-    let body = read_body(&incoming)?;
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
+    Ok((status, headers, incoming))
 }
 
 fn split_url(url: &str) -> Result<(Scheme, &str, &str), HttpError> {
@@ -162,15 +230,21 @@ fn write_body(outgoing: &OutgoingBody, body: &[u8]) -> Result<(), HttpError> {
     Ok(())
 }
 
-fn read_body(incoming: &IncomingBody) -> Result<Vec<u8>, HttpError> {
+fn read_body(
+    incoming: &IncomingBody,
+    mut each: impl FnMut(&[u8]) -> bool,
+) -> Result<(), HttpError> {
     let stream = incoming
         .stream()
         .map_err(|()| HttpError::Transport("response body stream already taken".into()))?;
-    let mut body = Vec::new();
     loop {
         match stream.blocking_read(64 << 10) {
-            Ok(chunk) => body.extend_from_slice(&chunk),
-            Err(StreamError::Closed) => return Ok(body),
+            Ok(chunk) => {
+                if !each(&chunk) {
+                    return Ok(());
+                }
+            }
+            Err(StreamError::Closed) => return Ok(()),
             Err(StreamError::LastOperationFailed(e)) => {
                 return Err(HttpError::Transport(e.to_debug_string()));
             }

@@ -2,7 +2,7 @@
 //!
 //! Implement [`Node`] for each node type, then call [`export_nodes!`] once:
 //!
-//! ```ignore
+//! ```text
 //! use hyyve_sdk::{Node, Context, Error, JsonSchema, Deserialize, Serialize};
 //!
 //! struct Shout;
@@ -30,8 +30,10 @@ mod context;
 mod describe;
 mod error;
 pub mod http;
+pub mod provider;
+pub mod sse;
 
-pub use context::{Context, kv, log, secrets, usage};
+pub use context::{Context, kv, log, models, progress, secrets, usage};
 pub use error::Error;
 pub use schemars::JsonSchema;
 pub use serde::{Deserialize, Serialize};
@@ -111,6 +113,15 @@ pub mod __private {
     pub use bindings::__export_node_plugin as export;
     pub use bindings::exports::hyyve::plugin::node::Guest;
     pub use bindings::hyyve::plugin::types::{Invocation, NodeType, PluginError};
+    pub use provider_bindings::__export_provider_plugin as export_provider;
+    pub use provider_bindings::exports::hyyve::plugin::provider::{
+        Guest as ProviderGuest, ImageRequest, Media, SpeechRequest, TranscriptionRequest,
+    };
+
+    /// The error of a provider function the adapter does not offer.
+    pub fn not_offered(what: &str) -> PluginError {
+        PluginError::Failed(format!("{what} is not offered by this provider"))
+    }
 
     #[allow(missing_docs, unsafe_op_in_unsafe_fn, clippy::all)]
     pub mod bindings {
@@ -120,6 +131,30 @@ pub mod __private {
             pub_export_macro: true,
             export_macro_name: "__export_node_plugin",
             default_bindings_module: "hyyve_sdk::__private::bindings",
+            generate_all,
+        });
+    }
+
+    /// The provider world; its imports are the node world's (one set of host wrappers).
+    #[allow(missing_docs, unsafe_op_in_unsafe_fn, clippy::all)]
+    pub mod provider_bindings {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "hyyve:plugin/provider-plugin",
+            pub_export_macro: true,
+            export_macro_name: "__export_provider_plugin",
+            default_bindings_module: "hyyve_sdk::__private::provider_bindings",
+            with: {
+                "hyyve:plugin/types@0.1.0": super::bindings::hyyve::plugin::types,
+                "hyyve:plugin/llm@0.1.0": super::bindings::hyyve::plugin::llm,
+                "hyyve:plugin/log@0.1.0": super::bindings::hyyve::plugin::log,
+                "hyyve:plugin/kv@0.1.0": super::bindings::hyyve::plugin::kv,
+                "hyyve:plugin/secrets@0.1.0": super::bindings::hyyve::plugin::secrets,
+                "hyyve:plugin/usage@0.1.0": super::bindings::hyyve::plugin::usage,
+                "hyyve:plugin/progress@0.1.0": super::bindings::hyyve::plugin::progress,
+                "wasi:http/types@0.2.12": super::bindings::wasi::http::types,
+                "wasi:http/outgoing-handler@0.2.12": super::bindings::wasi::http::outgoing_handler,
+            },
             generate_all,
         });
     }

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::layers::{OrgPolicy, PlatformConfig, WorkspaceGrant};
-use crate::manifest::Manifest;
+use crate::manifest::{ANY_MODEL_ALIAS, Manifest};
 use crate::pattern::{HostPattern, HttpRule, Scheme, non_public_range};
 
 /// What one install may do. Stored with the install; the runtime enforces it.
@@ -478,8 +478,13 @@ pub fn effective_grant(
         items.push(yes_no("workflow invocation".into(), cuts));
     }
 
-    // Model aliases.
-    for alias in &req.models {
+    // Model aliases. A workspace accepting named aliases narrows `*` to them.
+    let requested_models: BTreeSet<String> =
+        match (&workspace.models, req.models.contains(ANY_MODEL_ALIAS)) {
+            (Some(accepted), true) => accepted.clone(),
+            _ => req.models.clone(),
+        };
+    for alias in &requested_models {
         let mut cuts = Vec::new();
         if !org.models {
             cuts.push(cut(

@@ -20,7 +20,7 @@ pub use grant::{
 };
 pub use layers::{OrgPolicy, PlatformConfig, WorkspaceGrant};
 pub use manifest::{
-    Capabilities, HttpDestination, HttpRequest, Listing, Manifest, PluginId, PluginInfo,
-    PluginKind, Pricing, RequestedLimits, check_name, check_secret_name,
+    ANY_MODEL_ALIAS, Capabilities, HttpDestination, HttpRequest, Listing, Manifest, PluginId,
+    PluginInfo, PluginKind, Pricing, RequestedLimits, check_name, check_secret_name,
 };
 pub use pattern::{HostPattern, HttpRule, METHODS, Scheme, non_public_range};

@@ -123,6 +123,9 @@ impl FromStr for PluginId {
     }
 }
 
+/// In `capabilities.models`: any alias the workspace binds.
+pub const ANY_MODEL_ALIAS: &str = "*";
+
 /// Namespaces, names and publishers: `[a-z][a-z0-9-]*`, at most 64 characters, no
 /// trailing or doubled hyphen (they end up in URLs and file names).
 pub fn check_name(s: &str) -> Result<(), String> {
@@ -193,8 +196,8 @@ pub struct Capabilities {
     /// Whether the plugin starts other workflows.
     #[serde(default)]
     pub workflow_invoke: bool,
-    /// Model aliases the plugin calls through `models` (`default-chat`); a node calls
-    /// no model it does not list.
+    /// Model aliases the plugin calls through `models` (`default-chat`), or `*` for any
+    /// alias the workspace binds; a node calls no model it does not list.
     #[serde(default)]
     pub models: BTreeSet<String>,
 }
@@ -298,7 +301,9 @@ impl Manifest {
             check_secret_name(name).map_err(|m| invalid("capabilities.secrets", m))?;
         }
         for alias in &self.capabilities.models {
-            check_name(alias).map_err(|m| invalid("capabilities.models", m))?;
+            if alias != ANY_MODEL_ALIAS {
+                check_name(alias).map_err(|m| invalid("capabilities.models", m))?;
+            }
         }
         for (key, value) in [
             ("limits.memory_bytes", self.limits.memory_bytes),

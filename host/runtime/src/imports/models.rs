@@ -216,7 +216,8 @@ impl Models<'_> {
                 "model alias `{alias}`: model calls are not available to this plugin"
             )));
         };
-        if !self.invocation.grant.models.contains(alias) {
+        let granted = &self.invocation.grant.models;
+        if !(granted.contains(alias) || granted.contains(hyyve_policy::ANY_MODEL_ALIAS)) {
             return Err(self.deny(format!("model alias `{alias}` is not granted")));
         }
         let workspace = self.invocation.scope.workspace.clone();

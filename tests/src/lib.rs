@@ -13,6 +13,7 @@ use hyyve_runtime::{KvStore, NodePlugin, Runtime, RuntimeConfig, StaticResolver,
 use hyyve_secrets::{MemorySecretStore, SecretStore};
 use tokio::sync::Mutex;
 
+pub mod fake_llm;
 pub mod http_server;
 
 /// Names the test resolver answers without DNS: all of them point at loopback, link-local
@@ -40,8 +41,11 @@ pub fn scratch_root() -> PathBuf {
 }
 
 /// Every guest the tests use, by package name.
-pub const GUESTS: [&str; 9] = [
+pub const GUESTS: [&str; 13] = [
     "hyyve-plugin-fibo",
+    "hyyve-plugin-llm",
+    "hyyve-plugin-openai",
+    "hyyve-plugin-anthropic",
     "hyyve-plugin-text",
     "hyyve-plugin-json",
     "hyyve-plugin-logic",
@@ -50,6 +54,7 @@ pub const GUESTS: [&str; 9] = [
     "guest-flaky",
     "guest-secret",
     "guest-counter",
+    "guest-channel",
 ];
 
 /// Path of the built component of `package` (one of [`GUESTS`]); builds all on first use.

@@ -8,7 +8,7 @@ use hyyve_platform::files::{FileInstalls, PolicyFiles};
 use hyyve_platform::{Acting, Candidate, FileAudit, InstallRecord, InstallStore, Installer};
 use hyyve_policy::{Manifest, PluginId, PluginInfo, PluginKind};
 use hyyve_registry::Registry;
-use hyyve_runtime::NodePlugin;
+use hyyve_runtime::{Digest, NodePlugin};
 use hyyve_workflow::Installed;
 
 /// The data directory's install, policy and audit stores, for one workspace and actor.
@@ -70,23 +70,45 @@ impl LocalInstalls {
         manifest_text: &str,
         registry_version: Option<hyyve_registry::VersionRecord>,
     ) -> anyhow::Result<Installed> {
-        let candidate = Candidate {
-            reference: reference.to_owned(),
-            manifest: manifest.clone(),
-            manifest_text: manifest_text.to_owned(),
-            component_digest: plugin.digest().to_string(),
-            registry_version,
-        };
-        let accepted = self.policy.workspace_grant(&manifest.plugin.id)?;
         let record = self
-            .installer(registry)
-            .ensure(&self.acting, &candidate, accepted)
+            .ensure_record(
+                registry,
+                reference,
+                plugin.digest(),
+                manifest,
+                manifest_text,
+                registry_version,
+            )
             .await?;
         Ok(Installed {
             id: reference.to_owned(),
             plugin,
             grant: Arc::new(record.grant),
         })
+    }
+
+    /// The install record of the component `digest` under `reference`, of any kind.
+    pub async fn ensure_record(
+        &self,
+        registry: Option<&Registry>,
+        reference: &str,
+        digest: Digest,
+        manifest: &Manifest,
+        manifest_text: &str,
+        registry_version: Option<hyyve_registry::VersionRecord>,
+    ) -> anyhow::Result<InstallRecord> {
+        let candidate = Candidate {
+            reference: reference.to_owned(),
+            manifest: manifest.clone(),
+            manifest_text: manifest_text.to_owned(),
+            component_digest: digest.to_string(),
+            registry_version,
+        };
+        let accepted = self.policy.workspace_grant(&manifest.plugin.id)?;
+        Ok(self
+            .installer(registry)
+            .ensure(&self.acting, &candidate, accepted)
+            .await?)
     }
 }
 

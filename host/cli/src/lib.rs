@@ -8,6 +8,7 @@ pub mod first_party;
 pub mod first_run;
 pub mod install;
 pub mod local;
+pub mod models_cli;
 pub mod plugin_cli;
 pub mod policy_cli;
 pub mod registry_cli;

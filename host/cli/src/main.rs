@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use hyyve::audit_cli::AuditArgs;
 use hyyve::local::Local;
+use hyyve::models_cli::{self, ModelsCommand};
 use hyyve::plugin_cli::PluginCommand;
 use hyyve::policy_cli::{PolicyCommand, SchemaKind};
 use hyyve::registry_cli::{self, KeysCommand, RegistryCommand, VetCommand};
@@ -70,6 +71,9 @@ enum Command {
     /// Workspace secrets (values are read from stdin and never printed).
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Model aliases: names nodes call, bound to provider installs and models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
     /// Make and endorse signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -111,6 +115,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Policy(command) => policy_cli::exec(&local, command),
         Command::Audit(args) => audit_cli::exec(&local, args),
         Command::Secrets(command) => secrets_cli::exec(&local, command).await,
+        Command::Models(command) => models_cli::exec(&local, command).await,
         Command::Keys(command) => registry_cli::keys(&local.data_dir, command).map(|()| done),
         Command::Registry(command) => registry_cli::registry_exec(&local, command)
             .await

@@ -6,12 +6,13 @@
 //! it (a component without one requests nothing). Registry references are resolved by
 //! `registry_cli`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hyyve_policy::{Manifest, ManifestError};
-use hyyve_runtime::{LoadError, NodePlugin, Runtime};
+use hyyve_runtime::{LoadError, NodePlugin, ProviderPlugin, Runtime};
 
 use crate::first_party::{self, FirstPartyPlugin};
 
@@ -76,47 +77,87 @@ impl Resolver {
     ) -> Result<HashMap<String, Resolved>, ResolveError> {
         let mut set = HashMap::new();
         for &reference in references {
-            let load_error = |source| ResolveError::Load {
-                plugin: reference.to_owned(),
-                source,
-            };
-            let (plugin, manifest, manifest_text) = if let Some(embedded) = first_party(reference) {
-                let manifest =
-                    Manifest::parse(embedded.manifest).map_err(|e| ResolveError::Manifest {
-                        plugin: reference.to_owned(),
-                        path: "embedded".into(),
-                        message: e.to_string(),
-                    })?;
-                let plugin = self
-                    .runtime
-                    .load_node_plugin(embedded.component)
-                    .await
-                    .map_err(load_error)?;
-                (plugin, manifest, embedded.manifest.to_owned())
-            } else if reference.ends_with(".wasm") {
-                let path: PathBuf = base.join(reference);
-                let (manifest, text) =
-                    read_manifest(reference, &path.with_extension("hyyve.toml"))?;
-                let plugin = self
-                    .runtime
-                    .load_node_plugin_file(&path)
-                    .await
-                    .map_err(load_error)?;
-                (plugin, manifest, text)
-            } else {
-                return Err(ResolveError::Unknown(reference.to_owned()));
-            };
+            let source = source(reference, base)?;
+            let plugin = self
+                .runtime
+                .load_node_plugin(&source.component)
+                .await
+                .map_err(|source| ResolveError::Load {
+                    plugin: reference.to_owned(),
+                    source,
+                })?;
             set.insert(
                 reference.to_owned(),
                 Resolved {
                     plugin: Arc::new(plugin),
-                    manifest,
-                    manifest_text,
+                    manifest: source.manifest,
+                    manifest_text: source.manifest_text,
                 },
             );
         }
         Ok(set)
     }
+
+    /// Loads the provider plugin `reference` names, with its manifest.
+    pub async fn resolve_provider(
+        &self,
+        reference: &str,
+        base: &Path,
+    ) -> Result<(ProviderPlugin, Source), ResolveError> {
+        let source = source(reference, base)?;
+        let plugin = self
+            .runtime
+            .load_provider_plugin(&source.component)
+            .await
+            .map_err(|source| ResolveError::Load {
+                plugin: reference.to_owned(),
+                source,
+            })?;
+        Ok((plugin, source))
+    }
+}
+
+/// A reference's component bytes and manifest, before loading.
+pub struct Source {
+    /// The component.
+    pub component: Cow<'static, [u8]>,
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// The manifest as written (empty for a bare component).
+    pub manifest_text: String,
+}
+
+/// Reads what `reference` names: an embedded first-party plugin or a component file.
+fn source(reference: &str, base: &Path) -> Result<Source, ResolveError> {
+    if let Some(embedded) = first_party(reference) {
+        let manifest = Manifest::parse(embedded.manifest).map_err(|e| ResolveError::Manifest {
+            plugin: reference.to_owned(),
+            path: "embedded".into(),
+            message: e.to_string(),
+        })?;
+        return Ok(Source {
+            component: Cow::Borrowed(embedded.component),
+            manifest,
+            manifest_text: embedded.manifest.to_owned(),
+        });
+    }
+    if !reference.ends_with(".wasm") {
+        return Err(ResolveError::Unknown(reference.to_owned()));
+    }
+    let path: PathBuf = base.join(reference);
+    let (manifest, manifest_text) = read_manifest(reference, &path.with_extension("hyyve.toml"))?;
+    let component = std::fs::read(&path).map_err(|e| ResolveError::Load {
+        plugin: reference.to_owned(),
+        source: LoadError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        },
+    })?;
+    Ok(Source {
+        component: Cow::Owned(component),
+        manifest,
+        manifest_text,
+    })
 }
 
 /// The manifest at `path`; a component file without one gets a manifest requesting

@@ -16,7 +16,7 @@ use hyyve_platform::usage::UsageTally;
 
 use crate::local::Local;
 use crate::resolve::Resolver;
-use crate::{registry_cli, report};
+use crate::{models_cli, registry_cli, report};
 
 /// `hyyve run`'s arguments.
 #[derive(clap::Args)]
@@ -57,7 +57,7 @@ pub async fn exec(local: &Local, args: RunArgs) -> anyhow::Result<ExitCode> {
         .resolve(&from_files, &base)
         .await?;
     let audit = FileAudit(local.audit_log()?);
-    let installs = local.installs(audit.0.clone()).await?;
+    let installs = Arc::new(local.installs(audit.0.clone()).await?);
     let database = match from_registry.is_empty() {
         true => None,
         false => Some(registry_cli::open_database(&local.data_dir).await?),
@@ -111,7 +111,8 @@ pub async fn exec(local: &Local, args: RunArgs) -> anyhow::Result<ExitCode> {
         workspace: local.workspace.clone(),
         ..ExecutorConfig::default()
     };
-    let mut executor = Executor::new(runtime, config);
+    let routes = models_cli::routes(local, runtime.clone(), installs.clone(), &base);
+    let mut executor = Executor::new(runtime, config).with_models(Arc::new(routes));
     if !no_cache {
         executor = executor.with_cache(Arc::new(ResultCache::on_disk(
             local.data_dir.join("results"),

@@ -5,6 +5,8 @@
 //!   audit, and uninstall, over an [`install::InstallStore`];
 //! - [`audit`]: the [`AuditAction`] vocabulary, the subjects entries name, denial
 //!   auditing, over an [`audit::AuditSink`];
+//! - [`models`]: model aliases bound to provider installs (checked, audited) and the
+//!   routes the runtime's `models` interface follows;
 //! - [`usage`]: which invocations count toward creators' payouts, and how they are
 //!   recorded.
 //!
@@ -15,6 +17,7 @@
 pub mod audit;
 pub mod files;
 pub mod install;
+pub mod models;
 pub mod usage;
 
 pub use audit::{AuditSink, FileAudit};

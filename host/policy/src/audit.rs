@@ -62,11 +62,15 @@ pub enum AuditAction {
     SecretReplace,
     /// A secret was deleted.
     SecretDelete,
+    /// A model alias was bound (or rebound) to provider targets.
+    ModelAliasSet,
+    /// A model alias was removed.
+    ModelAliasRemove,
 }
 
 impl AuditAction {
     /// Every action, for documentation and tests.
-    pub const ALL: [AuditAction; 23] = [
+    pub const ALL: [AuditAction; 25] = [
         Self::PackagePublish,
         Self::PackageYank,
         Self::PublisherAdd,
@@ -90,6 +94,8 @@ impl AuditAction {
         Self::SecretSet,
         Self::SecretReplace,
         Self::SecretDelete,
+        Self::ModelAliasSet,
+        Self::ModelAliasRemove,
     ];
 
     /// The dotted name stored in the log and shown by `hyyve audit` and `GET /v1/audit`.
@@ -118,6 +124,8 @@ impl AuditAction {
             Self::SecretSet => "secret.set",
             Self::SecretReplace => "secret.replace",
             Self::SecretDelete => "secret.delete",
+            Self::ModelAliasSet => "model_alias.set",
+            Self::ModelAliasRemove => "model_alias.remove",
         }
     }
 

@@ -120,15 +120,33 @@ async fn read_request(stream: &mut TcpStream) -> Option<Request> {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    let length: usize = headers.get("content-length")?.parse().ok()?;
-    while buf.len() < head_end + length {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
+    let mut body_bytes = buf.split_off(head_end);
+    let body = match headers.get("content-length") {
+        Some(length) => {
+            let length: usize = length.parse().ok()?;
+            while body_bytes.len() < length {
+                let n = stream.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                body_bytes.extend_from_slice(&chunk[..n]);
+            }
+            body_bytes.truncate(length);
+            body_bytes
         }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = serde_json::from_slice(&buf[head_end..head_end + length]).unwrap_or(Value::Null);
+        // Chunked (what wasi:http sends when the guest gives no length).
+        None => loop {
+            if let Some(decoded) = dechunk(&body_bytes) {
+                break decoded;
+            }
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            body_bytes.extend_from_slice(&chunk[..n]);
+        },
+    };
+    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
     Some(Request {
         path,
         headers,
@@ -136,11 +154,33 @@ async fn read_request(stream: &mut TcpStream) -> Option<Request> {
     })
 }
 
+/// The body of a complete chunked encoding, or `None` while the last chunk is missing.
+fn dechunk(mut bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = bytes.windows(2).position(|w| w == b"\r\n")?;
+        let size_text = std::str::from_utf8(&bytes[..line_end]).ok()?;
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        let start = line_end + 2;
+        if size == 0 {
+            return Some(body);
+        }
+        if bytes.len() < start + size + 2 {
+            return None;
+        }
+        body.extend_from_slice(&bytes[start..start + size]);
+        bytes = &bytes[start + size + 2..];
+    }
+}
+
 async fn handle(mut stream: TcpStream, seen: Arc<Mutex<Vec<Seen>>>) {
     let Some(request) = read_request(&mut stream).await else {
         return;
     };
-    let model = request.body["model"].as_str().unwrap_or_default().to_owned();
+    let model = request.body["model"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let earlier = {
         let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
         let earlier = seen.iter().filter(|s| s.body["model"] == model).count();
@@ -175,7 +215,13 @@ async fn handle(mut stream: TcpStream, seen: Arc<Mutex<Vec<Seen>>>) {
             write_json(&mut stream, 401, &[], &body).await
         }
         (_, "fail-500") => {
-            write_json(&mut stream, 500, &[], &error_body(anthropic, "api_error", "boom")).await
+            write_json(
+                &mut stream,
+                500,
+                &[],
+                &error_body(anthropic, "api_error", "boom"),
+            )
+            .await
         }
         (_, "limited-once") => {
             let body = error_body(anthropic, "rate_limit_error", "slow down");
@@ -187,7 +233,10 @@ async fn handle(mut stream: TcpStream, seen: Arc<Mutex<Vec<Seen>>>) {
         }
         (_, "malformed") => write_raw(&mut stream, 200, "application/json", b"{not json").await,
         _ if request.path == "/v1/embeddings" => {
-            let inputs = request.body["input"].as_array().cloned().unwrap_or_default();
+            let inputs = request.body["input"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let data: Vec<Value> = inputs
                 .iter()
                 .enumerate()
@@ -233,7 +282,11 @@ fn openai_answer(scenario: &str) -> Value {
             { "id": "call_1", "type": "function", "function": { "name": "lookup", "arguments": "{\"q\":\"x\"}" } }] }),
         _ => json!({ "role": "assistant", "content": content_of(scenario) }),
     };
-    let finish = if scenario == "tools" { "tool_calls" } else { "stop" };
+    let finish = if scenario == "tools" {
+        "tool_calls"
+    } else {
+        "stop"
+    };
     json!({ "id": "chatcmpl-1", "object": "chat.completion", "choices": [
         { "index": 0, "message": message, "finish_reason": finish }],
         "usage": { "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output } })
@@ -242,12 +295,21 @@ fn openai_answer(scenario: &str) -> Value {
 fn anthropic_answer(scenario: &str) -> Value {
     let (input, output) = usage_of(scenario);
     let (content, stop) = match scenario {
-        "tools" => (json!([{ "type": "tool_use", "id": "toolu_1", "name": "lookup", "input": { "q": "x" } }]), "tool_use"),
+        "tools" => (
+            json!([{ "type": "tool_use", "id": "toolu_1", "name": "lookup", "input": { "q": "x" } }]),
+            "tool_use",
+        ),
         "json" | "bad-json" => {
             let input: Value = serde_json::from_str(content_of(scenario)).unwrap();
-            (json!([{ "type": "tool_use", "id": "toolu_1", "name": "structured_output", "input": input }]), "tool_use")
+            (
+                json!([{ "type": "tool_use", "id": "toolu_1", "name": "structured_output", "input": input }]),
+                "tool_use",
+            )
         }
-        _ => (json!([{ "type": "text", "text": content_of(scenario) }]), "end_turn"),
+        _ => (
+            json!([{ "type": "text", "text": content_of(scenario) }]),
+            "end_turn",
+        ),
     };
     json!({ "id": "msg_1", "type": "message", "role": "assistant", "content": content,
             "stop_reason": stop, "usage": { "input_tokens": input, "output_tokens": output } })
@@ -275,7 +337,8 @@ async fn openai_stream(stream: &mut TcpStream, scenario: &str) -> std::io::Resul
                             "choices": [{ "index": 0, "delta": { "content": delta }, "finish_reason": null }] });
         write_chunk(stream, &format!("data: {chunk}\n\n")).await?;
     }
-    let last = json!({ "id": "c", "choices": [{ "index": 0, "delta": {}, "finish_reason": "stop" }] });
+    let last =
+        json!({ "id": "c", "choices": [{ "index": 0, "delta": {}, "finish_reason": "stop" }] });
     write_chunk(stream, &format!("data: {last}\n\n")).await?;
     let usage = json!({ "id": "c", "choices": [],
                         "usage": { "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output } });
@@ -288,31 +351,70 @@ async fn anthropic_stream(stream: &mut TcpStream, scenario: &str) -> std::io::Re
     start_chunked(stream, "text/event-stream").await?;
     let (input, output) = usage_of(scenario);
     let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
-    write_chunk(stream, &event("message_start", json!({ "type": "message_start", "message": {
+    write_chunk(
+        stream,
+        &event(
+            "message_start",
+            json!({ "type": "message_start", "message": {
         "id": "msg_1", "type": "message", "role": "assistant", "content": [],
-        "usage": { "input_tokens": input, "output_tokens": 1 } } }))).await?;
+        "usage": { "input_tokens": input, "output_tokens": 1 } } }),
+        ),
+    )
+    .await?;
     write_chunk(stream, &event("ping", json!({ "type": "ping" }))).await?;
-    write_chunk(stream, &event("content_block_start", json!({ "type": "content_block_start", "index": 0,
-        "content_block": { "type": "text", "text": "" } }))).await?;
+    write_chunk(
+        stream,
+        &event(
+            "content_block_start",
+            json!({ "type": "content_block_start", "index": 0,
+        "content_block": { "type": "text", "text": "" } }),
+        ),
+    )
+    .await?;
     for (i, delta) in deltas(scenario).into_iter().enumerate() {
         if scenario == "cut" && i == 2 {
             return stream.shutdown().await;
         }
         if scenario == "overloaded" && i == 1 {
-            write_chunk(stream, &event("error", json!({ "type": "error",
-                "error": { "type": "overloaded_error", "message": "Overloaded" } }))).await?;
+            write_chunk(
+                stream,
+                &event(
+                    "error",
+                    json!({ "type": "error",
+                "error": { "type": "overloaded_error", "message": "Overloaded" } }),
+                ),
+            )
+            .await?;
             return end_chunked(stream).await;
         }
         if scenario == "slow" && i > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        write_chunk(stream, &event("content_block_delta", json!({ "type": "content_block_delta", "index": 0,
-            "delta": { "type": "text_delta", "text": delta } }))).await?;
+        write_chunk(
+            stream,
+            &event(
+                "content_block_delta",
+                json!({ "type": "content_block_delta", "index": 0,
+            "delta": { "type": "text_delta", "text": delta } }),
+            ),
+        )
+        .await?;
     }
-    write_chunk(stream, &event("content_block_stop", json!({ "type": "content_block_stop", "index": 0 }))).await?;
+    write_chunk(
+        stream,
+        &event(
+            "content_block_stop",
+            json!({ "type": "content_block_stop", "index": 0 }),
+        ),
+    )
+    .await?;
     write_chunk(stream, &event("message_delta", json!({ "type": "message_delta",
         "delta": { "stop_reason": "end_turn", "stop_sequence": null }, "usage": { "output_tokens": output } }))).await?;
-    write_chunk(stream, &event("message_stop", json!({ "type": "message_stop" }))).await?;
+    write_chunk(
+        stream,
+        &event("message_stop", json!({ "type": "message_stop" })),
+    )
+    .await?;
     end_chunked(stream).await
 }
 
@@ -323,7 +425,10 @@ async fn write_json(
     body: &Value,
 ) -> std::io::Result<()> {
     let body = body.to_string();
-    let extra: String = headers.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
+    let extra: String = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
     let head = format!(
         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n",
         body.len()
@@ -333,7 +438,12 @@ async fn write_json(
     stream.shutdown().await
 }
 
-async fn write_raw(stream: &mut TcpStream, status: u16, kind: &str, body: &[u8]) -> std::io::Result<()> {
+async fn write_raw(
+    stream: &mut TcpStream,
+    status: u16,
+    kind: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {status} X\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()

@@ -2,7 +2,9 @@
 //! history from an input or from conversation memory in KV, optionally structured by a
 //! JSON Schema the host validates; `embed` turns texts into vectors.
 
-use hyyve_sdk::models::{self, ChatCall, ChatMessage, ModelError, Role, ToolDefinition};
+use hyyve_sdk::models::{
+    self, ChatCall, ChatMessage, FinishReason, ModelError, Role, ToolDefinition,
+};
 use hyyve_sdk::{Context, Deserialize, Error, JsonSchema, Node, Serialize, Value, kv};
 
 /// Messages kept in a conversation's memory at most (older ones are dropped).
@@ -213,13 +215,23 @@ impl Node for LlmChat {
                     name: c.name,
                 })
                 .collect(),
-            finish_reason: format!("{:?}", answer.finish_reason).to_lowercase(),
+            finish_reason: finish_reason(answer.finish_reason).into(),
             usage: Usage {
                 input_tokens: answer.usage.input_tokens,
                 output_tokens: answer.usage.output_tokens,
             },
             text,
         })
+    }
+}
+
+fn finish_reason(reason: FinishReason) -> &'static str {
+    match reason {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::ToolCalls => "tool-calls",
+        FinishReason::ContentFilter => "content-filter",
+        FinishReason::Other => "other",
     }
 }
 

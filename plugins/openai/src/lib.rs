@@ -421,7 +421,9 @@ fn stream_chat(config: &Config, url: &str, body: &Value) -> Result<ChatResponse,
     if let Err(e) = read
         && failure.is_none()
     {
-        failure = Some(transport(e));
+        failure = Some(ProviderError::Unavailable(format!(
+            "the stream was cut after {chunks} chunks ({e})"
+        )));
     }
     let usage = match usage {
         Some(u) => {
@@ -443,7 +445,13 @@ fn stream_chat(config: &Config, url: &str, body: &Value) -> Result<ChatResponse,
         }
     };
     if let Some(failure) = failure {
-        return Err(failure);
+        return Err(match failure {
+            ProviderError::Unavailable(m) => ProviderError::Unavailable(format!(
+                "{m}; metered {} output tokens",
+                usage.output_tokens
+            )),
+            other => other,
+        });
     }
     if !done {
         return Err(ProviderError::Unavailable(format!(

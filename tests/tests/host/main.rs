@@ -5,6 +5,7 @@ mod budgets;
 mod capabilities;
 mod contained;
 mod hostile;
+mod models;
 mod policy;
 mod runtime;
 mod workflow;

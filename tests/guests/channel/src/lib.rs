@@ -32,7 +32,9 @@ impl Guest for Channel {
     }
 
     fn send(_: String, _: OutboundMessage) -> Result<Delivery, PluginError> {
-        Err(PluginError::Failed("the probe channel sends nothing".into()))
+        Err(PluginError::Failed(
+            "the probe channel sends nothing".into(),
+        ))
     }
 }
 

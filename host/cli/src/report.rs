@@ -94,6 +94,24 @@ pub fn render_inspect(info: &ComponentInfo) -> String {
             let _ = writeln!(out, "  out {}  {}", p.name, p.schema);
         }
     }
+    if let Some(provider) = &info.provider {
+        let _ = writeln!(out, "\nprovider {} ({})", provider.name, provider.title);
+        let _ = writeln!(out, "  {}", provider.description);
+        let _ = writeln!(out, "  config  {}", provider.config_schema);
+        for m in &provider.models {
+            let window = m
+                .context_window
+                .map(|w| format!(", {w} tokens"))
+                .unwrap_or_default();
+            let tools = if m.supports_tools { ", tools" } else { "" };
+            let _ = writeln!(out, "  model {} ({}{window}{tools})", m.id, m.kind);
+        }
+    }
+    if let Some(channel) = &info.channel {
+        let _ = writeln!(out, "\nchannel {} ({})", channel.name, channel.title);
+        let _ = writeln!(out, "  {}", channel.description);
+        let _ = writeln!(out, "  config  {}", channel.config_schema);
+    }
     out
 }
 

@@ -3,7 +3,7 @@
 //! run input checked, then executed with the result cache; denials are audited and the
 //! marketplace usage of registry plugins recorded.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -111,7 +111,7 @@ pub async fn exec(local: &Local, args: RunArgs) -> anyhow::Result<ExitCode> {
         workspace: local.workspace.clone(),
         ..ExecutorConfig::default()
     };
-    let routes = models_cli::routes(local, runtime.clone(), installs.clone(), &base);
+    let routes = models_cli::routes(local, runtime.clone(), installs.clone(), Path::new("."));
     let mut executor = Executor::new(runtime, config).with_models(Arc::new(routes));
     if !no_cache {
         executor = executor.with_cache(Arc::new(ResultCache::on_disk(

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod flows;
+mod kinds;
 mod schema_parity;
 
 use hyyve_database::Database;

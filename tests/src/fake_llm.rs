@@ -11,7 +11,8 @@
 //! - `json`: the answer `{"answer":42}` (and a check that structured output was asked);
 //! - `bad-json`: the answer `{"answer":"no"}`, which breaks a schema asking for an integer;
 //! - `tools`: a tool call `lookup` with `{"q":"x"}`;
-//! - `slow`: like `ok`, each delta 20 ms apart.
+//! - `slow`: like `ok`, the first delta after 300 ms (time for an event stream to
+//!   subscribe), the next ones 20 ms apart.
 //!
 //! Requests must carry the test key (`Authorization: Bearer sk-test` / `x-api-key:
 //! ak-test` with `anthropic-version: 2023-06-01`), or the fake answers 401.
@@ -330,8 +331,8 @@ async fn openai_stream(stream: &mut TcpStream, scenario: &str) -> std::io::Resul
             // The connection drops mid-answer: no final chunk, no usage, no [DONE].
             return stream.shutdown().await;
         }
-        if scenario == "slow" && i > 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if scenario == "slow" {
+            tokio::time::sleep(Duration::from_millis(if i == 0 { 300 } else { 20 })).await;
         }
         let chunk = json!({ "id": "c", "object": "chat.completion.chunk",
                             "choices": [{ "index": 0, "delta": { "content": delta }, "finish_reason": null }] });

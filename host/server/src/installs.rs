@@ -7,13 +7,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use hyyve_platform::models::{InstalledProvider, ProviderSource};
 use hyyve_platform::{
     Acting, Candidate, InstallError, InstallRecord, InstallStore, Installer, PolicyStore,
     StoreError,
 };
 use hyyve_policy::{OrgPolicy, PlatformConfig, PluginId, WorkspaceGrant};
 use hyyve_registry::Registry;
-use hyyve_runtime::NodePlugin;
+use hyyve_runtime::{LoadedPlugin, NodePlugin, ProviderPlugin};
 use hyyve_workflow::Installed;
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -231,7 +232,16 @@ pub struct Installs {
     policies: SqlPolicies,
     audit: Arc<Audit>,
     /// Loaded components by digest: loading compiles (or reads the compile cache).
-    loaded: Mutex<HashMap<String, Arc<NodePlugin>>>,
+    loaded: Mutex<HashMap<String, Loaded>>,
+}
+
+/// A loaded component, by kind.
+#[derive(Clone)]
+enum Loaded {
+    Node(Arc<NodePlugin>),
+    Provider(Arc<ProviderPlugin>),
+    /// Channels are not run by workflows or model calls.
+    Channel,
 }
 
 impl Installs {
@@ -370,11 +380,15 @@ impl Installs {
             else {
                 continue;
             };
+            // A provider or channel install is no node: validation names the node.
+            let Loaded::Node(plugin) = self.load(&install.component_digest).await? else {
+                continue;
+            };
             set.insert(
                 reference.to_owned(),
                 Installed {
                     id: reference.to_owned(),
-                    plugin: self.load(&install.component_digest).await?,
+                    plugin,
                     grant: Arc::new(install.grant),
                 },
             );
@@ -382,7 +396,7 @@ impl Installs {
         Ok(set)
     }
 
-    async fn load(&self, digest: &str) -> Result<Arc<NodePlugin>, ApiError> {
+    async fn load(&self, digest: &str) -> Result<Loaded, ApiError> {
         if let Some(plugin) = self.loaded.lock().expect("not poisoned").get(digest) {
             return Ok(plugin.clone());
         }
@@ -390,15 +404,40 @@ impl Installs {
         let plugin = self
             .registry
             .runtime()
-            .load_node_plugin(&bytes)
+            .load_plugin(&bytes)
             .await
             .map_err(|e| ApiError::Internal(format!("loading {digest}: {e}")))?;
-        let plugin = Arc::new(plugin);
+        let plugin = match plugin {
+            LoadedPlugin::Node(p) => Loaded::Node(Arc::new(p)),
+            LoadedPlugin::Provider(p) => Loaded::Provider(Arc::new(p)),
+            LoadedPlugin::Channel(_) => Loaded::Channel,
+        };
         self.loaded
             .lock()
             .expect("not poisoned")
             .insert(digest.to_owned(), plugin.clone());
         Ok(plugin)
+    }
+}
+
+#[async_trait::async_trait]
+impl ProviderSource for Installs {
+    async fn provider(
+        &self,
+        workspace: &str,
+        reference: &str,
+    ) -> Result<Option<InstalledProvider>, StoreError> {
+        let Some(install) = self.store.get(workspace, reference).await? else {
+            return Ok(None);
+        };
+        match self.load(&install.component_digest).await {
+            Ok(Loaded::Provider(plugin)) => Ok(Some(InstalledProvider {
+                plugin,
+                grant: Arc::new(install.grant),
+            })),
+            Ok(_) => Ok(None),
+            Err(e) => Err(StoreError::new(format!("provider {reference}"), e)),
+        }
     }
 }
 

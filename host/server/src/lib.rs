@@ -12,6 +12,7 @@ pub mod ids;
 pub mod installs;
 pub mod kv;
 pub mod metrics;
+pub mod models;
 pub mod roles;
 pub mod runs;
 pub mod secrets;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub audit: Arc<Audit>,
     /// Workspace secrets (write-only over the API).
     pub secrets: Secrets,
+    /// The workspaces' model aliases.
+    pub aliases: Arc<models::SqlAliases>,
     /// Largest package accepted by the publish route.
     pub max_package_bytes: usize,
 }
@@ -111,6 +114,7 @@ impl AppState {
         }
         Ok(Self {
             tenancy: Tenancy::new(db.clone()),
+            aliases: Arc::new(models::SqlAliases::new(db.clone())),
             workflows: Workflows::new(db),
             registry,
             installs,

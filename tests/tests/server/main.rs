@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod matrix;
+mod models;
 mod runs;
 mod secrets_audit;
 mod shared_stores;

@@ -255,7 +255,7 @@ async fn lifecycle(db: Db) {
 }
 
 /// GET as text (no key when empty).
-async fn text(api: &Api, path: &str, key: &str) -> String {
+pub async fn text(api: &Api, path: &str, key: &str) -> String {
     let mut request = Request::builder().uri(path);
     if !key.is_empty() {
         request = request.header("authorization", format!("Bearer {key}"));
@@ -850,7 +850,7 @@ async fn yank_by_its_publisher_only(api: &Api) {
 }
 
 /// The organization of `workspace`.
-async fn org_of(api: &Api, workspace: &str) -> String {
+pub async fn org_of(api: &Api, workspace: &str) -> String {
     sqlx::query_scalar("SELECT org_id FROM workspaces WHERE id = $1")
         .bind(workspace)
         .fetch_one(api.tenancy.pool())

@@ -7,6 +7,7 @@ pub mod health;
 pub mod installs;
 pub mod keys;
 pub mod members;
+pub mod models;
 pub mod projects;
 pub mod registry;
 pub mod runs;
@@ -85,6 +86,8 @@ pub fn routes(max_package_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(vetting::reject))
         .routes(routes!(usage::get))
         .routes(routes!(usage::export))
+        .routes(routes!(models::list))
+        .routes(routes!(models::put, models::delete))
         .routes(routes!(secrets::list))
         .routes(routes!(secrets::put, secrets::delete))
         .routes(routes!(audit::list))

@@ -30,8 +30,11 @@ use crate::metrics::Metrics;
 use crate::tenancy::{ListPage, PageRequest, Principal};
 use crate::workflows::Workflows;
 use events::Events;
+use hyyve_platform::models::Routes;
 use queue::{FairQueue, Ticket};
 use quota::Ledger;
+
+use crate::models::{PlanBudget, SqlAliases};
 use writer::{AcceptRow, Bind, Lease, Write, Writer};
 
 /// How the worker pool runs.
@@ -240,6 +243,15 @@ impl Runs {
         runtime: Arc<hyyve_runtime::Runtime>,
         config: SchedulerConfig,
     ) -> Self {
+        let ledger = Arc::new(Ledger::new(config.usage_refresh));
+        let routes = Routes {
+            aliases: Arc::new(SqlAliases::new(db.clone())),
+            providers: installs.clone(),
+            budget: Some(Arc::new(PlanBudget {
+                db: db.clone(),
+                ledger: ledger.clone(),
+            })),
+        };
         let executor = Executor::new(
             runtime,
             ExecutorConfig {
@@ -248,7 +260,8 @@ impl Runs {
                 retries: config.retries,
                 retry_backoff: config.retry_backoff,
             },
-        );
+        )
+        .with_models(Arc::new(routes));
         let events = Events::default();
         Self {
             writer: Writer::start(
@@ -262,7 +275,7 @@ impl Runs {
             workflows: Workflows::new(db.clone()),
             db,
             queue: FairQueue::default(),
-            ledger: Arc::new(Ledger::new(config.usage_refresh)),
+            ledger,
             events,
             installs,
             metrics,
@@ -437,6 +450,9 @@ impl Runs {
             })?;
         let today = hyyve_registry::marketplace::today();
         let reserved = plan.len() as i64;
+        self.ledger
+            .admit_tokens(&self.db, &principal.workspace_id, principal.plan, &today)
+            .await?;
         self.ledger
             .reserve(
                 &self.db,

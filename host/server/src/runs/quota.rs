@@ -29,6 +29,9 @@ pub struct PlanLimits {
     pub monthly_units: &'static [UnitQuota],
     /// Runs of one workspace executing at once.
     pub concurrent_runs: usize,
+    /// LLM tokens (input plus output) one workspace may spend per calendar month: the
+    /// workspace's token budget; `None`: bounded by the organization's units only.
+    pub workspace_monthly_tokens: Option<i64>,
 }
 
 /// A monthly quota on a unit plugins report (`usage.report`).
@@ -66,24 +69,28 @@ pub fn limits(plan: Plan) -> PlanLimits {
             monthly_fuel: Some(10_000_000_000),
             monthly_units: &FREE_UNITS,
             concurrent_runs: 2,
+            workspace_monthly_tokens: Some(500_000),
         },
         Plan::Pro => PlanLimits {
             monthly_invocations: Some(1_000_000),
             monthly_fuel: Some(1_000_000_000_000),
             monthly_units: &PRO_UNITS,
             concurrent_runs: 8,
+            workspace_monthly_tokens: Some(50_000_000),
         },
         Plan::Team => PlanLimits {
             monthly_invocations: Some(10_000_000),
             monthly_fuel: Some(10_000_000_000_000),
             monthly_units: &TEAM_UNITS,
             concurrent_runs: 16,
+            workspace_monthly_tokens: Some(500_000_000),
         },
         Plan::Enterprise => PlanLimits {
             monthly_invocations: None,
             monthly_fuel: None,
             monthly_units: &[],
             concurrent_runs: 64,
+            workspace_monthly_tokens: None,
         },
     }
 }
@@ -98,9 +105,20 @@ struct Usage {
     read_at: Instant,
 }
 
-/// Per-organization usage of the current month.
+/// The units a workspace's token budget counts.
+pub const TOKEN_UNITS: [&str; 2] = ["llm.input-tokens", "llm.output-tokens"];
+
+/// A workspace's tokens of one month, as last read plus what this process recorded since.
+#[derive(Debug, Clone)]
+struct Tokens {
+    used: i64,
+    read_at: Instant,
+}
+
+/// Per-organization usage of the current month, and per-workspace tokens.
 pub struct Ledger {
     months: Mutex<HashMap<(String, String), Usage>>,
+    tokens: Mutex<HashMap<(String, String), Tokens>>,
     /// How long usage read from the records is trusted before it is read again.
     refresh: Duration,
 }
@@ -110,6 +128,7 @@ impl Ledger {
     pub fn new(refresh: Duration) -> Self {
         Self {
             months: Mutex::default(),
+            tokens: Mutex::default(),
             refresh,
         }
     }
@@ -220,8 +239,90 @@ impl Ledger {
         }
     }
 
+    /// The tokens `workspace` spent in `month`, read again from the records after the
+    /// refresh interval (so other processes' calls count within it).
+    async fn workspace_tokens(
+        &self,
+        db: &AnyPool,
+        workspace: &str,
+        month: &str,
+    ) -> Result<i64, ApiError> {
+        let key = (workspace.to_owned(), month.to_owned());
+        if let Some(tokens) = self.tokens.lock().expect("not poisoned").get(&key)
+            && tokens.read_at.elapsed() < self.refresh
+        {
+            return Ok(tokens.used);
+        }
+        let used: i64 = sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM metering_units \
+             WHERE workspace_id = $1 AND day >= $2 AND day < $3 AND unit IN ($4, $5)",
+        )
+        .bind(workspace)
+        .bind(format!("{month}-01"))
+        .bind(format!("{month}-99"))
+        .bind(TOKEN_UNITS[0])
+        .bind(TOKEN_UNITS[1])
+        .fetch_one(db)
+        .await?;
+        self.tokens.lock().expect("not poisoned").insert(
+            key,
+            Tokens {
+                used,
+                read_at: Instant::now(),
+            },
+        );
+        Ok(used)
+    }
+
+    /// Refuses with 429 once `workspace` has spent its plan's monthly token budget: at
+    /// run submission and before each model call. A call admitted under the budget may
+    /// end past it by what that call spends (at most its `max_tokens` and prompt).
+    pub async fn admit_tokens(
+        &self,
+        db: &AnyPool,
+        workspace: &str,
+        plan: Plan,
+        today: &str,
+    ) -> Result<(), ApiError> {
+        let Some(budget) = limits(plan).workspace_monthly_tokens else {
+            return Ok(());
+        };
+        let month = month_of(today);
+        let used = self.workspace_tokens(db, workspace, month).await?;
+        if used < budget {
+            return Ok(());
+        }
+        Err(ApiError::QuotaExceeded {
+            message: format!(
+                "the workspace's monthly token budget of the {plan:?} plan ({budget} tokens) \
+                 is spent ({used}); it resets at the start of next month (UTC)"
+            ),
+            details: serde_json::json!({
+                "quota": "workspace_tokens", "limit": budget, "used": used,
+                "plan": plan, "month": month,
+            }),
+        })
+    }
+
     /// Counts one metered invocation (written with its idempotency key just now).
-    pub fn record(&self, org: &str, day: &str, fuel: i64, units: &[(String, i64)]) {
+    pub fn record(
+        &self,
+        org: &str,
+        workspace: &str,
+        day: &str,
+        fuel: i64,
+        units: &[(String, i64)],
+    ) {
+        let spent: i64 = units
+            .iter()
+            .filter(|(unit, _)| TOKEN_UNITS.contains(&unit.as_str()))
+            .fold(0i64, |sum, (_, q)| sum.saturating_add(*q));
+        if spent > 0 {
+            let key = (workspace.to_owned(), month_of(day).to_owned());
+            if let Some(tokens) = self.tokens.lock().expect("not poisoned").get_mut(&key) {
+                tokens.used = tokens.used.saturating_add(spent);
+            }
+        }
         let key = (org.to_owned(), month_of(day).to_owned());
         if let Some(usage) = self.months.lock().expect("not poisoned").get_mut(&key) {
             usage.invocations += 1;

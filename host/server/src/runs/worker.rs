@@ -288,6 +288,66 @@ impl Progress {
 }
 
 impl Progress {
+    /// Persists one metering record (as `node_id`, billed to `plugin`), counts it toward
+    /// the quotas and metrics, and audits its denials.
+    fn meter(&self, node_id: &str, attempt: i64, plugin: &str, metering: &MeteringRecord) {
+        let plugin = plugin.to_owned();
+        let day = hyyve_registry::marketplace::today();
+        let fuel = i64::try_from(metering.fuel).unwrap_or(i64::MAX);
+        // The runtime keeps each unit's sum within i64 (the column type).
+        let units: Vec<(String, i64)> = metering
+            .usage
+            .iter()
+            .map(|(unit, quantity)| (unit.clone(), i64::try_from(*quantity).unwrap_or(i64::MAX)))
+            .collect();
+        let outcome = metering.failure.clone().unwrap_or_else(|| "ok".into());
+        self.writer.submit(Write::Metering(MeteringRow {
+            run_id: self.run_id.clone(),
+            node_id: node_id.to_owned(),
+            attempt,
+            workspace_id: self.workspace_id.clone(),
+            org_id: self.org_id.clone(),
+            plugin_id: plugin.clone(),
+            day: day.clone(),
+            fuel,
+            wall_time_us: metering.wall_time_us as i64,
+            peak_memory_bytes: metering.peak_memory_bytes as i64,
+            host_calls: metering.host_calls as i64,
+            http_requests: metering.http_requests as i64,
+            denials: metering.denials.len() as i64,
+            failure: metering.failure.clone(),
+            record: serde_json::to_string(metering).unwrap_or_default(),
+            recorded_at: now_ms(),
+            units: units.clone(),
+        }));
+        self.ledger
+            .record(&self.org_id, &self.workspace_id, &day, fuel, &units);
+        let labels = PluginLabels {
+            plugin: plugin.clone(),
+            outcome,
+        };
+        self.metrics.invocations.get_or_create(&labels).inc();
+        self.metrics
+            .fuel
+            .get_or_create(&labels)
+            .inc_by(metering.fuel);
+        self.metrics
+            .invocation_seconds
+            .observe(metering.wall_time_us as f64 / 1e6);
+        if !metering.denials.is_empty() {
+            self.audit_denials(node_id, attempt, &plugin, &metering.denials);
+        }
+        for denial in &metering.denials {
+            self.metrics
+                .denials
+                .get_or_create(&DenialLabels {
+                    plugin: plugin.clone(),
+                    kind: denial.kind.as_str().into(),
+                })
+                .inc();
+        }
+    }
+
     /// Appends one `capability.denied` entry per denial, off the executing task: the
     /// run does not wait for the audit log.
     fn audit_denials(&self, node_id: &str, attempt: i64, plugin: &str, denials: &[Denial]) {
@@ -322,61 +382,33 @@ impl RunObserver for Progress {
     }
 
     fn attempt_finished(&self, node_id: &str, attempt: u32, metering: &MeteringRecord) {
-        let plugin = self.plugin(node_id).to_owned();
         let attempt = i64::from(attempt + self.attempt_offset);
-        let day = hyyve_registry::marketplace::today();
-        let fuel = i64::try_from(metering.fuel).unwrap_or(i64::MAX);
-        // The runtime keeps each unit's sum within i64 (the column type).
-        let units: Vec<(String, i64)> = metering
-            .usage
-            .iter()
-            .map(|(unit, quantity)| (unit.clone(), i64::try_from(*quantity).unwrap_or(i64::MAX)))
-            .collect();
-        let outcome = metering.failure.clone().unwrap_or_else(|| "ok".into());
-        self.writer.submit(Write::Metering(MeteringRow {
-            run_id: self.run_id.clone(),
-            node_id: node_id.to_owned(),
-            attempt,
-            workspace_id: self.workspace_id.clone(),
-            org_id: self.org_id.clone(),
-            plugin_id: plugin.clone(),
-            day: day.clone(),
-            fuel,
-            wall_time_us: metering.wall_time_us as i64,
-            peak_memory_bytes: metering.peak_memory_bytes as i64,
-            host_calls: metering.host_calls as i64,
-            http_requests: metering.http_requests as i64,
-            denials: metering.denials.len() as i64,
-            failure: metering.failure.clone(),
-            record: serde_json::to_string(metering).unwrap_or_default(),
-            recorded_at: now_ms(),
-            units: units.clone(),
-        }));
-        self.ledger.record(&self.org_id, &day, fuel, &units);
-        let labels = PluginLabels {
-            plugin: plugin.clone(),
-            outcome,
+        let plugin = self.plugin(node_id).to_owned();
+        // The node's own record, and one per provider invocation its model calls made:
+        // each under its own idempotency key, billed to its own plugin.
+        let own = MeteringRecord {
+            model_calls: Vec::new(),
+            ..metering.clone()
         };
-        self.metrics.invocations.get_or_create(&labels).inc();
-        self.metrics
-            .fuel
-            .get_or_create(&labels)
-            .inc_by(metering.fuel);
-        self.metrics
-            .invocation_seconds
-            .observe(metering.wall_time_us as f64 / 1e6);
-        if !metering.denials.is_empty() {
-            self.audit_denials(node_id, attempt, &plugin, &metering.denials);
+        self.meter(node_id, attempt, &plugin, &own);
+        for call in &metering.model_calls {
+            self.meter(
+                &call.record_node_id(node_id),
+                attempt,
+                &call.provider,
+                &call.metering,
+            );
         }
-        for denial in &metering.denials {
-            self.metrics
-                .denials
-                .get_or_create(&DenialLabels {
-                    plugin: plugin.clone(),
-                    kind: denial.kind.as_str().into(),
-                })
-                .inc();
-        }
+    }
+
+    fn node_progress(&self, node_id: &str, attempt: u32, delta: &str) {
+        let (node, attempt) = (node_id.to_owned(), attempt + self.attempt_offset);
+        let delta = delta.to_owned();
+        self.writer.announce(Pending::new(
+            "node.progress",
+            &self.run_id,
+            move || serde_json::json!({ "node": node, "attempt": attempt, "delta": delta }),
+        ));
     }
 
     fn node_settled(&self, report: &NodeReport) {

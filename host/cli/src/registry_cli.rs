@@ -376,7 +376,7 @@ pub fn sign_as_publisher(package: &mut Package, key: &KeyPair) -> anyhow::Result
 }
 
 /// Resolves `namespace:name@range` (no range: `*`) and installs the version pinned by
-/// digest through the platform core (kind, vetting, grant, audit). `Ok(None)`: waiting
+/// digest through the platform core (vetting, grant, audit). `Ok(None)`: waiting
 /// for the organization's review.
 pub async fn install(
     registry: &Registry,

@@ -2,7 +2,8 @@
 //!
 //! 1. the candidate is resolved by the caller (a registry version, a first-party plugin,
 //!    a local file);
-//! 2. kind check: workflows install node plugins;
+//! 2. (any kind installs: nodes run in workflows, providers serve model aliases,
+//!    channels their webhooks);
 //! 3. vetting gate: a registry package of a publisher the organization does not trust
 //!    waits for the organization's review when its policy requires vetting (the request
 //!    is made and audited);

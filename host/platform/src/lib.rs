@@ -1,7 +1,7 @@
 //! The platform core: what local mode (`hyyve run`, `hyyve install`) and server mode
 //! (`hyyve serve`) do the same way, written once.
 //!
-//! - [`install`]: resolve → kind check → vetting gate → effective grant → persist →
+//! - [`install`]: resolve → vetting gate → effective grant → persist →
 //!   audit, and uninstall, over an [`install::InstallStore`];
 //! - [`audit`]: the [`AuditAction`] vocabulary, the subjects entries name, denial
 //!   auditing, over an [`audit::AuditSink`];

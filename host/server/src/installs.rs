@@ -1,5 +1,4 @@
-//! Registry plugins installed in a workspace. The install steps (kind check, vetting
-//! gate, effective grant, persist, audit) are the platform core's
+//! Registry plugins installed in a workspace. The install steps (vetting gate, effective grant, persist, audit) are the platform core's
 //! ([`hyyve_platform::Installer`]); this module is the server's stores under it (the
 //! `installs` and `org_policies` tables), the API's view of an install, and loading the
 //! installed components for runs.
@@ -307,7 +306,7 @@ impl Installs {
     }
 
     /// Installs `plugin` at the greatest unyanked version matching `range`, replacing an
-    /// earlier install of it, audited. Refused (422) when yanked, not a node plugin, not
+    /// earlier install of it, audited. Refused (422) when yanked, not
     /// vetted while the organization requires vetting (a review is requested), or
     /// refused by policy.
     pub async fn install(

@@ -85,13 +85,12 @@ impl Workspace {
                 .await
                 .unwrap();
         }
-        let workspace = Self {
+        Self {
             installs: Arc::new(open_installs(data, name).await),
             aliases: Arc::new(FileAliases::new(data)),
             name: name.to_owned(),
             dir,
-        };
-        workspace
+        }
     }
 
     /// Binds `alias` to `targets` (`(provider file, model)`), each with the fake's URL.

@@ -46,12 +46,26 @@ pub struct FakeLlm {
     /// Its port on 127.0.0.1.
     pub port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
+    first_deltas: FirstDeltas,
 }
+
+/// When the first delta of each streamed answer was written, by model.
+type FirstDeltas = Arc<Mutex<Vec<(String, Instant)>>>;
 
 impl FakeLlm {
     /// `http://127.0.0.1:<port>`.
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// When the first delta of the latest streamed answer for `model` left the fake.
+    pub fn last_first_delta(&self, model: &str) -> Option<Instant> {
+        let firsts = self.first_deltas.lock().unwrap_or_else(|p| p.into_inner());
+        firsts
+            .iter()
+            .rev()
+            .find(|(m, _)| m == model)
+            .map(|(_, at)| *at)
     }
 
     /// Requests for `model` so far, in arrival order.
@@ -70,6 +84,8 @@ pub fn fake_llm() -> &'static FakeLlm {
     FAKE.get_or_init(|| {
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let recorded = seen.clone();
+        let first_deltas = FirstDeltas::default();
+        let firsts = first_deltas.clone();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         listener.set_nonblocking(true).expect("nonblocking");
         let port = listener.local_addr().expect("addr").port();
@@ -86,12 +102,16 @@ pub fn fake_llm() -> &'static FakeLlm {
                         let Ok((stream, _)) = listener.accept().await else {
                             continue;
                         };
-                        tokio::spawn(handle(stream, recorded.clone()));
+                        tokio::spawn(handle(stream, recorded.clone(), firsts.clone()));
                     }
                 });
             })
             .expect("fake thread");
-        FakeLlm { port, seen }
+        FakeLlm {
+            port,
+            seen,
+            first_deltas,
+        }
     })
 }
 
@@ -174,7 +194,7 @@ fn dechunk(mut bytes: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-async fn handle(mut stream: TcpStream, seen: Arc<Mutex<Vec<Seen>>>) {
+async fn handle(mut stream: TcpStream, seen: Arc<Mutex<Vec<Seen>>>, firsts: FirstDeltas) {
     let Some(request) = read_request(&mut stream).await else {
         return;
     };
@@ -249,7 +269,7 @@ async fn handle(mut stream: TcpStream, seen: Arc<Mutex<Vec<Seen>>>) {
         }
         _ if anthropic && stream_wanted => anthropic_stream(&mut stream, scenario).await,
         _ if anthropic => write_json(&mut stream, 200, &[], &anthropic_answer(scenario)).await,
-        _ if stream_wanted => openai_stream(&mut stream, scenario).await,
+        _ if stream_wanted => openai_stream(&mut stream, scenario, &model, &firsts).await,
         _ => write_json(&mut stream, 200, &[], &openai_answer(scenario)).await,
     };
 }
@@ -323,7 +343,12 @@ fn deltas(scenario: &str) -> Vec<&'static str> {
     }
 }
 
-async fn openai_stream(stream: &mut TcpStream, scenario: &str) -> std::io::Result<()> {
+async fn openai_stream(
+    stream: &mut TcpStream,
+    scenario: &str,
+    model: &str,
+    firsts: &FirstDeltas,
+) -> std::io::Result<()> {
     start_chunked(stream, "text/event-stream").await?;
     let (input, output) = usage_of(scenario);
     for (i, delta) in deltas(scenario).into_iter().enumerate() {
@@ -337,6 +362,10 @@ async fn openai_stream(stream: &mut TcpStream, scenario: &str) -> std::io::Resul
         let chunk = json!({ "id": "c", "object": "chat.completion.chunk",
                             "choices": [{ "index": 0, "delta": { "content": delta }, "finish_reason": null }] });
         write_chunk(stream, &format!("data: {chunk}\n\n")).await?;
+        if i == 0 {
+            let mut firsts = firsts.lock().unwrap_or_else(|p| p.into_inner());
+            firsts.push((model.to_owned(), Instant::now()));
+        }
     }
     let last =
         json!({ "id": "c", "choices": [{ "index": 0, "delta": {}, "finish_reason": "stop" }] });

@@ -15,6 +15,7 @@ use tokio::sync::Mutex;
 
 pub mod fake_llm;
 pub mod http_server;
+pub mod model_workspace;
 
 /// Names the test resolver answers without DNS: all of them point at loopback, link-local
 /// or a documentation address, so no test ever reaches beyond this machine.

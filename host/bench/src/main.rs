@@ -8,6 +8,7 @@
 mod capabilities;
 mod hostile;
 mod instance;
+mod models;
 mod registry;
 mod server;
 
@@ -35,6 +36,10 @@ struct Args {
     /// 16 plugins hoard each kind of host resource).
     #[arg(long)]
     hostile: bool,
+    /// Run only the model-call benchmarks (llm-chat through the host against the same
+    /// call made raw to a loopback fake; first streamed delta), --iterations / 10 calls.
+    #[arg(long)]
+    models: bool,
     /// Listings published for the search benchmark.
     #[arg(long, default_value_t = 10_000)]
     listings: usize,
@@ -87,6 +92,10 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.registry {
         return registry::run(&repo, args.database_url, args.listings).await;
+    }
+    if args.models {
+        print!("{}", models::run((args.iterations / 10).max(10)).await?);
+        return Ok(());
     }
     if args.hostile {
         print!("{}", hostile::run(&repo).await?);

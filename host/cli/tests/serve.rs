@@ -11,6 +11,10 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+/// Every first-party plugin a fresh server publishes and installs, by reference.
+const FIRST_PARTY: &str =
+    "hyyve:anthropic, hyyve:fibo, hyyve:json, hyyve:llm, hyyve:logic, hyyve:openai, hyyve:text";
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -148,10 +152,7 @@ async fn a_fresh_server_runs_the_example_and_finishes_every_run_once_after_sigki
     let data = std::env::temp_dir().join(format!("hyyve-serve-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let mut served = serve(&data, None).await;
-    assert_eq!(
-        after(&served.printed, "installed: "),
-        "hyyve:fibo, hyyve:json, hyyve:logic, hyyve:text"
-    );
+    assert_eq!(after(&served.printed, "installed: "), FIRST_PARTY);
     let api = Client {
         http: reqwest::Client::new(),
         url: served.url.clone(),
@@ -355,10 +356,7 @@ async fn first_start_adds_a_key_to_an_existing_first_party_publisher() {
         assert!(done.status.success(), "{args:?}: {done:?}");
     }
     let served = serve(&data, None).await;
-    assert_eq!(
-        after(&served.printed, "installed: "),
-        "hyyve:fibo, hyyve:json, hyyve:logic, hyyve:text"
-    );
+    assert_eq!(after(&served.printed, "installed: "), FIRST_PARTY);
     let read = |path: PathBuf| std::fs::read_to_string(path).unwrap();
     let (made, first) = (
         read(data.join("keys/hyyve.pub")),
@@ -392,10 +390,7 @@ async fn the_binary_runs_the_example_outside_the_repository_without_cargo() {
         .env("PATH", path);
     let data = home.path().join("data");
     let served = serve_as(command, &data, None).await;
-    assert_eq!(
-        after(&served.printed, "installed: "),
-        "hyyve:fibo, hyyve:json, hyyve:logic, hyyve:text"
-    );
+    assert_eq!(after(&served.printed, "installed: "), FIRST_PARTY);
     let input_file = after(&served.printed, "$(cat '")
         .split('\'')
         .next()

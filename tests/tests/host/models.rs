@@ -4,113 +4,29 @@
 //! files), the providers installed under their own grants from manifests that grant the
 //! fake's loopback address.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use hyyve::install::LocalInstalls;
-use hyyve::models_cli::LocalProviders;
-use hyyve_platform::models::{AliasStore, AliasTarget, FileAliases, ModelAlias, Routes};
-use hyyve_platform::{Acting, FileAudit};
-use hyyve_policy::{AuditLog, Manifest};
 use hyyve_runtime::{DenialKind, MeteringRecord};
-use hyyve_secrets::{SecretStore, SecretValue};
-use hyyve_tests::fake_llm::{ANTHROPIC_KEY, OPENAI_KEY, fake_llm};
+use hyyve_tests::fake_llm::fake_llm;
+use hyyve_tests::model_workspace::ModelWorkspace;
 use hyyve_workflow::{
     Executor, ExecutorConfig, NodeReport, NodeStatus, PluginSet, RunObserver, RunRequest, Workflow,
 };
 use serde_json::{Value, json};
 
-/// A provider manifest granting the fake: the first-party one's secrets, plus the
-/// loopback address the fake listens on.
-fn provider_manifest(id: &str, secret: &str) -> String {
-    format!(
-        "[plugin]\nid = \"{id}\"\nversion = \"0.1.0\"\nkind = \"provider\"\npublisher = \"hyyve\"\n\
-         description = \"test provider\"\n\n[capabilities]\nsecrets = [\"{secret}\"]\n\n\
-         [capabilities.http]\nprivate_networks = [\"127.0.0.0/8\"]\n\n\
-         [[capabilities.http.allow]]\nurl = \"http://127.0.0.1:{}\"\nmethods = [\"POST\"]\n",
-        fake_llm().port
-    )
-}
+/// The local-mode fixture, with the one-node runner these tests use.
+struct Workspace(ModelWorkspace);
 
-/// One workspace's local-mode stores with the two providers beside them as files.
-struct Workspace {
-    dir: tempfile::TempDir,
-    name: String,
-    installs: Arc<LocalInstalls>,
-    aliases: Arc<FileAliases>,
+impl std::ops::Deref for Workspace {
+    type Target = ModelWorkspace;
+    fn deref(&self) -> &ModelWorkspace {
+        &self.0
+    }
 }
 
 impl Workspace {
     async fn new(name: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path();
-        std::fs::create_dir_all(data.join("policy/grants")).unwrap();
-        std::fs::write(
-            data.join("policy/org.toml"),
-            "[http]\nprivate_networks = [\"127.0.0.0/8\"]\n",
-        )
-        .unwrap();
-        for (package, file, id, secret) in [
-            (
-                "hyyve-plugin-openai",
-                "openai",
-                "test:openai",
-                "OPENAI_API_KEY",
-            ),
-            (
-                "hyyve-plugin-anthropic",
-                "anthropic",
-                "test:anthropic",
-                "ANTHROPIC_API_KEY",
-            ),
-        ] {
-            std::fs::copy(
-                hyyve_tests::guest_path(package),
-                data.join(format!("{file}.wasm")),
-            )
-            .unwrap();
-            std::fs::write(
-                data.join(format!("{file}.hyyve.toml")),
-                provider_manifest(id, secret),
-            )
-            .unwrap();
-        }
-        let secrets = hyyve_tests::secrets();
-        for (key, value) in [
-            ("OPENAI_API_KEY", OPENAI_KEY),
-            ("ANTHROPIC_API_KEY", ANTHROPIC_KEY),
-        ] {
-            secrets
-                .put(name, key, &SecretValue::new(value.into()))
-                .await
-                .unwrap();
-        }
-        Self {
-            installs: Arc::new(open_installs(data, name).await),
-            aliases: Arc::new(FileAliases::new(data)),
-            name: name.to_owned(),
-            dir,
-        }
-    }
-
-    /// Binds `alias` to `targets` (`(provider file, model)`), each with the fake's URL.
-    async fn bind(&self, alias: &str, targets: &[(&str, &str)]) {
-        let targets = targets
-            .iter()
-            .map(|(file, model)| AliasTarget {
-                provider: format!("{file}.wasm"),
-                model: (*model).to_owned(),
-                config: match *file {
-                    "openai" => json!({ "baseUrl": format!("{}/v1", fake_llm().base()) }),
-                    _ => json!({ "baseUrl": fake_llm().base() }),
-                },
-            })
-            .collect();
-        let alias = ModelAlias {
-            name: alias.to_owned(),
-            targets,
-        };
-        self.aliases.put(&self.name, &alias).await.unwrap();
+        Self(ModelWorkspace::new(name).await)
     }
 
     /// Runs one `hyyve:llm` node of `node_type` with `config` and `inputs`.
@@ -121,22 +37,7 @@ impl Workspace {
         inputs: Value,
     ) -> (NodeReport, Vec<String>) {
         let runtime = hyyve_tests::runtime();
-        let manifest_text =
-            std::fs::read_to_string(hyyve::build::repo_root().join("plugins/llm/hyyve.toml"))
-                .unwrap();
-        let manifest = Manifest::parse(&manifest_text).unwrap();
-        let llm = self
-            .installs
-            .ensure(
-                None,
-                "hyyve:llm",
-                hyyve_tests::plugin("hyyve-plugin-llm").await,
-                &manifest,
-                &manifest_text,
-                None,
-            )
-            .await
-            .unwrap();
+        let llm = self.llm().await;
         let plugins = PluginSet::from([("hyyve:llm".to_owned(), llm)]);
         let workflow = Workflow::from_json(
             &json!({ "name": "model call", "nodes": [{
@@ -146,15 +47,7 @@ impl Workspace {
         )
         .unwrap();
         let plan = Arc::new(hyyve_workflow::validate(&workflow, &plugins).unwrap());
-        let routes = Routes {
-            aliases: self.aliases.clone(),
-            providers: Arc::new(LocalProviders::new(
-                runtime.clone(),
-                self.installs.clone(),
-                self.dir.path().to_owned(),
-            )),
-            budget: None,
-        };
+        let routes = self.routes(runtime.clone());
         let config = ExecutorConfig {
             workspace: self.name.clone(),
             retries: 0,
@@ -176,18 +69,6 @@ impl Workspace {
         let deltas = observer.0.lock().unwrap().clone();
         (report.nodes[0].clone(), deltas)
     }
-}
-
-async fn open_installs(data: &Path, workspace: &str) -> LocalInstalls {
-    let audit = FileAudit(Arc::new(AuditLog::open(data.join("audit.jsonl")).unwrap()));
-    let acting = Acting {
-        org_id: "local".into(),
-        org_name: String::new(),
-        workspace_id: workspace.into(),
-        workspace_name: workspace.into(),
-        actor: "tester".into(),
-    };
-    LocalInstalls::open(data, acting, audit).await.unwrap()
 }
 
 /// Collects `node.progress` deltas.

@@ -113,7 +113,8 @@ pub async fn list(
         max_length = 64, pattern = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")),
     request_body = Binding,
     responses((status = 200, body = Alias), (status = 400, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn put(
     State(state): State<AppState>,
@@ -141,7 +142,8 @@ pub async fn put(
 /// Removes an alias; nodes calling it fail with `unknown-alias` from then on.
 #[utoipa::path(delete, path = "/v1/models/aliases/{alias}", tag = "models",
     params(("alias" = String, Path, description = "The alias")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
     security(("api_key" = [])))]
 pub async fn delete(
     State(state): State<AppState>,

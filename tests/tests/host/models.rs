@@ -472,3 +472,39 @@ async fn a_node_cannot_read_the_providers_key() {
     let error = outcome.result.unwrap_err();
     assert_eq!(error.kind(), "secret_denied", "{error}");
 }
+
+#[tokio::test]
+async fn conversation_memory_in_kv_becomes_the_next_calls_history() {
+    let ws = Workspace::new("models-memory").await;
+    ws.bind("default-chat", &[("openai", "remember")]).await;
+    let config = chat("default-chat", json!({ "memory": true, "stream": false }));
+    for who in ["Ada", "Grace"] {
+        let inputs = json!({ "data": { "name": who }, "conversation": "chat-7" });
+        let (report, _) = ws.run("llm-chat", config.clone(), inputs).await;
+        assert_eq!(report.status, NodeStatus::Succeeded, "{:?}", report.error);
+    }
+    let second = fake_llm().seen("remember").pop().unwrap().body;
+    let messages: Vec<(&str, &str)> = second["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            ("system", "Be brief."),
+            ("user", "Say hi to Ada"),
+            ("assistant", "Hello!"),
+            ("user", "Say hi to Grace"),
+        ]
+    );
+    let (report, _) = ws
+        .run("llm-chat", config, json!({ "data": { "name": "x" } }))
+        .await;
+    assert_eq!(
+        report.error.unwrap().kind,
+        "invalid_input",
+        "memory needs a conversation"
+    );
+}

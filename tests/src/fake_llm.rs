@@ -10,7 +10,7 @@
 //! - `absurd`: usage of 10^15 tokens;
 //! - `json`: the answer `{"answer":42}` (and a check that structured output was asked);
 //! - `bad-json`: the answer `{"answer":"no"}`, which breaks a schema asking for an integer;
-//! - `tools`: a tool call `lookup` with `{"q":"x"}`;
+//! - `tools`: a tool call `lookup` with `{"q":"x"}` (streamed in pieces when asked);
 //! - `slow`: like `ok`, the first delta after 300 ms (time for an event stream to
 //!   subscribe), the next ones 20 ms apart.
 //!
@@ -351,6 +351,23 @@ async fn openai_stream(
 ) -> std::io::Result<()> {
     start_chunked(stream, "text/event-stream").await?;
     let (input, output) = usage_of(scenario);
+    if scenario == "tools" {
+        // A tool call streamed in pieces: id and name first, the arguments in two parts.
+        for delta in [
+            json!({ "tool_calls": [{ "index": 0, "id": "call_1", "type": "function",
+                                     "function": { "name": "lookup", "arguments": "" } }] }),
+            json!({ "tool_calls": [{ "index": 0, "function": { "arguments": "{\"q\":" } }] }),
+            json!({ "tool_calls": [{ "index": 0, "function": { "arguments": "\"x\"}" } }] }),
+        ] {
+            let chunk = json!({ "id": "c", "choices": [{ "index": 0, "delta": delta, "finish_reason": null }] });
+            write_chunk(stream, &format!("data: {chunk}\n\n")).await?;
+        }
+        let last = json!({ "id": "c", "choices": [{ "index": 0, "delta": {}, "finish_reason": "tool_calls" }],
+                           "usage": { "prompt_tokens": input, "completion_tokens": output } });
+        write_chunk(stream, &format!("data: {last}\n\n")).await?;
+        write_chunk(stream, "data: [DONE]\n\n").await?;
+        return end_chunked(stream).await;
+    }
     for (i, delta) in deltas(scenario).into_iter().enumerate() {
         if scenario == "cut" && i == 2 {
             // The connection drops mid-answer: no final chunk, no usage, no [DONE].
@@ -392,6 +409,44 @@ async fn anthropic_stream(stream: &mut TcpStream, scenario: &str) -> std::io::Re
     )
     .await?;
     write_chunk(stream, &event("ping", json!({ "type": "ping" }))).await?;
+    if scenario == "tools" {
+        write_chunk(stream, &event("content_block_start", json!({ "type": "content_block_start", "index": 0,
+            "content_block": { "type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {} } }))).await?;
+        for part in ["{\"q\":", "\"x\"}"] {
+            write_chunk(
+                stream,
+                &event(
+                    "content_block_delta",
+                    json!({ "type": "content_block_delta", "index": 0,
+                "delta": { "type": "input_json_delta", "partial_json": part } }),
+                ),
+            )
+            .await?;
+        }
+        write_chunk(
+            stream,
+            &event(
+                "content_block_stop",
+                json!({ "type": "content_block_stop", "index": 0 }),
+            ),
+        )
+        .await?;
+        write_chunk(
+            stream,
+            &event(
+                "message_delta",
+                json!({ "type": "message_delta",
+            "delta": { "stop_reason": "tool_use" }, "usage": { "output_tokens": output } }),
+            ),
+        )
+        .await?;
+        write_chunk(
+            stream,
+            &event("message_stop", json!({ "type": "message_stop" })),
+        )
+        .await?;
+        return end_chunked(stream).await;
+    }
     write_chunk(
         stream,
         &event(

@@ -62,6 +62,12 @@ fn an_alias_bound_with_the_cli_serves_a_workflows_llm_node() {
     )
     .unwrap();
     let provider = provider.display().to_string();
+    let inspect = ok(&hyyve(&["plugin", "inspect", &provider], &data, ""));
+    assert!(inspect.contains("provider openai"), "{inspect}");
+    assert!(
+        inspect.contains("model gpt-4o-mini (chat, 128000 tokens, tools)"),
+        "{inspect}"
+    );
     let config = format!("{provider}={{\"baseUrl\":\"{}/v1\"}}", fake_llm().base());
     let target = format!("{provider}/cli-ok");
     let set = ok(&hyyve(

@@ -508,3 +508,34 @@ async fn conversation_memory_in_kv_becomes_the_next_calls_history() {
         "memory needs a conversation"
     );
 }
+
+#[tokio::test]
+async fn streamed_tool_calls_are_assembled_from_their_pieces_for_both_providers() {
+    let ws = Workspace::new("models-stream-tools").await;
+    let tools =
+        json!([{ "name": "lookup", "description": "Look up", "parameters": { "type": "object" } }]);
+    for provider in ["openai", "anthropic"] {
+        ws.bind("default-chat", &[(provider, "tools")]).await;
+        let (report, _) = ws
+            .run(
+                "llm-chat",
+                chat("default-chat", json!({ "tools": tools })),
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            report.status,
+            NodeStatus::Succeeded,
+            "{provider}: {:?}",
+            report.error
+        );
+        let outputs = report.outputs.unwrap();
+        assert_eq!(outputs["tool_calls"][0]["name"], "lookup", "{provider}");
+        assert_eq!(
+            outputs["tool_calls"][0]["arguments"],
+            json!({ "q": "x" }),
+            "{provider}"
+        );
+        assert_eq!(outputs["finish_reason"], "tool-calls", "{provider}");
+    }
+}

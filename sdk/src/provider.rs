@@ -15,6 +15,42 @@ pub use crate::__private::provider_bindings::exports::hyyve::plugin::provider::{
     ChatRequest, EmbedRequest, Model, ModelKind, ProviderError, ProviderInfo, RateLimit,
 };
 
+/// The provider error an HTTP failure means: a request the host refused is
+/// `unauthorized` (its grant does not cover the URL), a bad URL `invalid-request`, and
+/// anything on the way (DNS, connection, TLS, a body cut short) `unavailable`.
+pub fn transport_error(e: crate::http::HttpError) -> ProviderError {
+    use crate::http::HttpError;
+    match e {
+        HttpError::Denied => ProviderError::Unauthorized(
+            "the host's capability policy refused the request (is the base URL granted?)".into(),
+        ),
+        HttpError::InvalidUrl(m) => ProviderError::InvalidRequest(m),
+        other => ProviderError::Unavailable(other.to_string()),
+    }
+}
+
+/// The provider error a non-2xx answer means: 401 / 403 `unauthorized`, 429
+/// `rate-limited` with its `retry-after`, 408 and 5xx (529 overloaded among them)
+/// `unavailable`, any other status `invalid-request`. The message carries the status
+/// and the body's `error.message` (the field OpenAI and Anthropic both use), or the
+/// body's start.
+pub fn status_error(status: u16, headers: &[(String, Vec<u8>)], body: &[u8]) -> ProviderError {
+    let detail = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+    let message = format!("HTTP {status}: {detail}");
+    match status {
+        401 | 403 => ProviderError::Unauthorized(message),
+        429 => ProviderError::RateLimited(RateLimit {
+            message,
+            retry_after_ms: crate::sse::retry_after_ms(headers),
+        }),
+        408 | 500..=599 => ProviderError::Unavailable(message),
+        _ => ProviderError::InvalidRequest(message),
+    }
+}
+
 /// An AI provider adapter.
 pub trait Provider {
     /// The provider and its models. Must be pure.

@@ -252,7 +252,7 @@ async fn handle(mut stream: TcpStream, seen: Arc<Mutex<Vec<Seen>>>, firsts: Firs
             let body = error_body(anthropic, "rate_limit_error", "slow down");
             write_json(&mut stream, 429, &[("retry-after", "30")], &body).await
         }
-        (_, "malformed") => write_raw(&mut stream, 200, "application/json", b"{not json").await,
+        (_, "malformed") => write_raw(&mut stream, 200, &[], b"{not json").await,
         _ if request.path == "/v1/embeddings" => {
             let inputs = request.body["input"]
                 .as_array()
@@ -509,28 +509,21 @@ async fn write_json(
     headers: &[(&str, &str)],
     body: &Value,
 ) -> std::io::Result<()> {
-    let body = body.to_string();
+    write_raw(stream, status, headers, body.to_string().as_bytes()).await
+}
+
+async fn write_raw(
+    stream: &mut TcpStream,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<()> {
     let extra: String = headers
         .iter()
         .map(|(n, v)| format!("{n}: {v}\r\n"))
         .collect();
     let head = format!(
         "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.shutdown().await
-}
-
-async fn write_raw(
-    stream: &mut TcpStream,
-    status: u16,
-    kind: &str,
-    body: &[u8],
-) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status} X\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;

@@ -4,10 +4,11 @@
 //! `message_delta` with cumulative usage, `message_stop`, `ping`, mid-stream `error`).
 //! Structured output is a forced tool call whose input is the answer.
 
-use hyyve_sdk::http::{self, HttpError};
+use hyyve_sdk::http;
 use hyyve_sdk::provider::{
     ChatMessage, ChatRequest, ChatResponse, FinishReason, Model, ModelKind, Provider,
-    ProviderError, ProviderInfo, RateLimit, Role, TokenUsage, ToolCall,
+    ProviderError, ProviderInfo, RateLimit, Role, TokenUsage, ToolCall, status_error,
+    transport_error,
 };
 use hyyve_sdk::{log, progress, secrets, sse, usage};
 use serde::Deserialize;
@@ -76,8 +77,8 @@ impl Provider for Anthropic {
             ("x-api-key", key.as_bytes()),
             ("anthropic-version", VERSION.as_bytes()),
         ];
-        let response =
-            http::stream("POST", &url, &headers, body.to_string().as_bytes()).map_err(transport)?;
+        let response = http::stream("POST", &url, &headers, body.to_string().as_bytes())
+            .map_err(transport_error)?;
         let structured = request.response_schema.is_some();
         if !(200..300).contains(&response.status) {
             let (status, headers) = (response.status, response.headers.clone());
@@ -97,7 +98,7 @@ impl Provider for Anthropic {
                 bytes.extend_from_slice(c);
                 true
             })
-            .map_err(transport)?;
+            .map_err(transport_error)?;
         let answer: Value = serde_json::from_slice(&bytes)
             .map_err(|e| ProviderError::Malformed(format!("not JSON: {e}")))?;
         let usage = TokenUsage {
@@ -224,34 +225,6 @@ fn blocks_of(m: &ChatMessage) -> Result<(&'static str, Vec<Value>), ProviderErro
         }
         _ => ("user", vec![json!({ "type": "text", "text": m.content })]),
     })
-}
-
-fn transport(e: HttpError) -> ProviderError {
-    match e {
-        HttpError::Denied => ProviderError::Unauthorized(
-            "the host's capability policy refused the request (is the base URL granted?)".into(),
-        ),
-        HttpError::InvalidUrl(m) => ProviderError::InvalidRequest(m),
-        other => ProviderError::Unavailable(other.to_string()),
-    }
-}
-
-fn status_error(status: u16, headers: &[(String, Vec<u8>)], body: &[u8]) -> ProviderError {
-    let detail = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
-    let message = format!("HTTP {status}: {detail}");
-    match status {
-        401 | 403 => ProviderError::Unauthorized(message),
-        429 => ProviderError::RateLimited(RateLimit {
-            message,
-            retry_after_ms: sse::retry_after_ms(headers),
-        }),
-        // 529: overloaded.
-        408 | 500..=599 => ProviderError::Unavailable(message),
-        _ => ProviderError::InvalidRequest(message),
-    }
 }
 
 fn report(usage: &TokenUsage) {
@@ -397,7 +370,7 @@ fn read_stream(
     if let Err(e) = read
         && failure.is_none()
     {
-        failure = Some(transport(e));
+        failure = Some(transport_error(e));
     }
     if let Some(failure) = failure {
         return Err(failure);

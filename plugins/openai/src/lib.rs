@@ -2,10 +2,10 @@
 //! structured output, SSE streaming with a final usage chunk) and `POST
 //! {baseUrl}/embeddings`. OpenRouter, DeepSeek, Ollama and vLLM speak the same format.
 
-use hyyve_sdk::http::{self, HttpError};
+use hyyve_sdk::http;
 use hyyve_sdk::provider::{
-    ChatMessage, ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, FinishReason, Model,
-    ModelKind, Provider, ProviderError, ProviderInfo, RateLimit, Role, TokenUsage, ToolCall,
+    self, ChatMessage, ChatRequest, ChatResponse, EmbedRequest, EmbedResponse, FinishReason, Model,
+    ModelKind, Provider, ProviderError, ProviderInfo, Role, TokenUsage, ToolCall, transport_error,
 };
 use hyyve_sdk::{log, progress, secrets, sse, usage};
 use serde::Deserialize;
@@ -216,7 +216,7 @@ fn send(
 ) -> Result<http::StreamingResponse, ProviderError> {
     let headers = headers(config)?;
     let borrowed: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_slice())).collect();
-    http::stream("POST", url, &borrowed, body.to_string().as_bytes()).map_err(transport)
+    http::stream("POST", url, &borrowed, body.to_string().as_bytes()).map_err(transport_error)
 }
 
 fn post(config: &Config, url: &str, body: &Value) -> Result<http::Response, ProviderError> {
@@ -228,7 +228,7 @@ fn post(config: &Config, url: &str, body: &Value) -> Result<http::Response, Prov
             bytes.extend_from_slice(chunk);
             true
         })
-        .map_err(transport)?;
+        .map_err(transport_error)?;
     let response = http::Response {
         status,
         headers,
@@ -236,16 +236,6 @@ fn post(config: &Config, url: &str, body: &Value) -> Result<http::Response, Prov
     };
     check_status(&response)?;
     Ok(response)
-}
-
-fn transport(e: HttpError) -> ProviderError {
-    match e {
-        HttpError::Denied => ProviderError::Unauthorized(
-            "the host's capability policy refused the request (is the base URL granted?)".into(),
-        ),
-        HttpError::InvalidUrl(m) => ProviderError::InvalidRequest(m),
-        other => ProviderError::Unavailable(other.to_string()),
-    }
 }
 
 /// A 2xx answer passes; anything else is the provider error it means.
@@ -257,25 +247,7 @@ fn check_status(response: &http::Response) -> Result<(), ProviderError> {
 }
 
 fn status_error(response: &http::Response) -> ProviderError {
-    let status = response.status;
-    let message = error_message(&response.body, status);
-    match status {
-        401 | 403 => ProviderError::Unauthorized(message),
-        429 => ProviderError::RateLimited(RateLimit {
-            message,
-            retry_after_ms: sse::retry_after_ms(&response.headers),
-        }),
-        408 | 500..=599 => ProviderError::Unavailable(message),
-        _ => ProviderError::InvalidRequest(message),
-    }
-}
-
-fn error_message(body: &[u8], status: u16) -> String {
-    let detail = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
-    format!("HTTP {status}: {detail}")
+    provider::status_error(response.status, &response.headers, &response.body)
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ProviderError> {

@@ -40,6 +40,25 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Provider invocations one node invocation may make, fallbacks and retries included.
 pub const MAX_MODEL_CALLS: u32 = 64;
 
+/// Bytes of a provider's error message kept (the rest is cut): it reaches the node, the
+/// run's report and the database.
+pub const MAX_PROVIDER_MESSAGE: usize = 4096;
+
+/// Longest alias a node may name (aliases are `[a-z0-9-]`, at most 64 bytes).
+const MAX_ALIAS: usize = 64;
+
+/// `text` cut to at most `max` bytes on a character boundary, marked when cut.
+fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… [{} more bytes]", &text[..end], text.len() - end)
+}
+
 /// A future the routes return.
 pub type RouteFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -211,6 +230,12 @@ impl Models<'_> {
         request: impl Fn(&ModelTarget) -> Request,
     ) -> Result<Answer, ModelError> {
         self.invocation.host_call();
+        if alias.len() > MAX_ALIAS {
+            return Err(self.deny(format!(
+                "model alias `{}` is longer than {MAX_ALIAS} bytes",
+                clip(alias, MAX_ALIAS)
+            )));
+        }
         let Some(access) = self.state.access.clone() else {
             return Err(self.deny(format!(
                 "model alias `{alias}`: model calls are not available to this plugin"
@@ -388,7 +413,7 @@ impl ProviderFailure {
     }
 
     fn attempt<T>(self, install: &str, metering: &MeteringRecord) -> Attempt<T> {
-        let named = |m: String| format!("provider `{install}`: {m}");
+        let named = |m: String| format!("provider `{install}`: {}", clip(&m, MAX_PROVIDER_MESSAGE));
         match self {
             Self::Invocation(e @ InvocationError::DeadlineExceeded { .. }) => Attempt::Retry {
                 message: e.to_string(),
@@ -398,11 +423,14 @@ impl ProviderFailure {
                 blame_denial(e, metering).to_string(),
             ))),
             Self::Provider(ProviderError::RateLimited(limit)) => Attempt::Retry {
-                message: format!("rate limited: {}", limit.message),
+                message: format!(
+                    "rate limited: {}",
+                    clip(&limit.message, MAX_PROVIDER_MESSAGE)
+                ),
                 retry_after: limit.retry_after_ms.map(Duration::from_millis),
             },
             Self::Provider(ProviderError::Unavailable(m)) => Attempt::Retry {
-                message: m,
+                message: clip(&m, MAX_PROVIDER_MESSAGE),
                 retry_after: None,
             },
             Self::Provider(
@@ -478,5 +506,54 @@ fn check_structured(response: ChatResponse, schema: &Schema) -> Result<ChatRespo
             v.field, v.message
         ))),
         None => Ok(response),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_messages_are_clipped_on_a_character_boundary() {
+        assert_eq!(clip("short", 10), "short");
+        let long = "é".repeat(10);
+        let clipped = clip(&long, 5);
+        assert!(clipped.starts_with("éé…"), "{clipped}");
+        assert!(clipped.ends_with("[16 more bytes]"), "{clipped}");
+    }
+
+    #[tokio::test]
+    async fn a_node_without_routes_or_grant_is_denied_without_calling_anything() {
+        let mut invocation = Invocation::for_test(Grant::default());
+        let state = ModelsState {
+            access: None,
+            deadline: Instant::now() + Duration::from_secs(1),
+            progress: None,
+        };
+        let mut models = Models {
+            invocation: &mut invocation,
+            state: &state,
+        };
+        let refused = models
+            .embed("default".into(), vec!["x".into()])
+            .await
+            .unwrap();
+        assert!(
+            matches!(refused, Err(ModelError::NotGranted(_))),
+            "{refused:?}"
+        );
+        let long = "a".repeat(10_000);
+        let refused = models.embed(long, Vec::new()).await.unwrap();
+        let Err(ModelError::NotGranted(message)) = refused else {
+            panic!("a long alias was not refused")
+        };
+        assert!(
+            message.len() < 200,
+            "the denial does not echo 10 KB: {message}"
+        );
+        assert_eq!(
+            invocation.denied(),
+            [DenialKind::ModelDenied, DenialKind::ModelDenied]
+        );
     }
 }

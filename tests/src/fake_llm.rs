@@ -58,7 +58,8 @@ impl FakeLlm {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// When the first delta of the latest streamed answer for `model` left the fake.
+    /// When the fake began writing the first delta of the latest streamed answer for
+    /// `model`.
     pub fn last_first_delta(&self, model: &str) -> Option<Instant> {
         let firsts = self.first_deltas.lock().unwrap_or_else(|p| p.into_inner());
         firsts
@@ -378,11 +379,12 @@ async fn openai_stream(
         }
         let chunk = json!({ "id": "c", "object": "chat.completion.chunk",
                             "choices": [{ "index": 0, "delta": { "content": delta }, "finish_reason": null }] });
-        write_chunk(stream, &format!("data: {chunk}\n\n")).await?;
         if i == 0 {
+            // Taken as the first byte goes out: the host may read it before the write returns.
             let mut firsts = firsts.lock().unwrap_or_else(|p| p.into_inner());
             firsts.push((model.to_owned(), Instant::now()));
         }
+        write_chunk(stream, &format!("data: {chunk}\n\n")).await?;
     }
     let last =
         json!({ "id": "c", "choices": [{ "index": 0, "delta": {}, "finish_reason": "stop" }] });

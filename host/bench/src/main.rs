@@ -9,6 +9,7 @@ mod capabilities;
 mod hostile;
 mod instance;
 mod models;
+mod models_sse;
 mod registry;
 mod server;
 

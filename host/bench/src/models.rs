@@ -2,7 +2,8 @@
 //! invocation (node instance → `models` → provider instance → HTTP through wasi:http →
 //! the loopback fake) against the same request made raw to the fake, alternately in one
 //! loop; and the time from the fake writing a stream's first delta to that delta
-//! reaching the node's progress sink (where the server's `node.progress` fan-out starts).
+//! reaching the node's progress sink (where the server's `node.progress` fan-out starts)
+//! and an SSE client of an in-process server (`models_sse`).
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
@@ -130,6 +131,7 @@ pub async fn run(iterations: usize) -> anyhow::Result<String> {
             .ok_or_else(|| anyhow::anyhow!("no delta reached the sink"))?;
         first.push(arrived.saturating_duration_since(written));
     }
+    let mut on_stream = crate::models_sse::first_token_on_the_stream(30).await?;
     let mut out = String::new();
     let _ = writeln!(out, "model calls (loopback fake, OpenAI format)");
     let _ = writeln!(out, "  {}", summary("raw HTTP call to the fake", &mut raw));
@@ -144,8 +146,16 @@ pub async fn run(iterations: usize) -> anyhow::Result<String> {
         out,
         "  {}",
         summary(
-            "first delta: fake wrote it → node's progress sink",
+            "first delta: fake began writing it → node's progress sink",
             &mut first
+        )
+    );
+    let _ = writeln!(
+        out,
+        "  {}",
+        summary(
+            "first delta: fake began writing it → `node.progress` read on the SSE stream",
+            &mut on_stream
         )
     );
     Ok(out)

@@ -2,7 +2,7 @@
 //! Messages API, speaking their wire formats (JSON answers, SSE streams over chunked
 //! transfer encoding, error bodies, `retry-after`). The model name picks the behaviour:
 //!
-//! - `ok`: an answer (`Hello!` streamed as `Hel`, `lo`, `!`), usage 12 in / 5 out;
+//! - `ok`, `ok-<tag>` (a tag keeps one test's requests apart): an answer (`Hello!` streamed as `Hel`, `lo`, `!`), usage 12 in / 5 out;
 //! - `fail-500`, `malformed`, `unauthorized`: a 500, a 200 that is not JSON, a 401;
 //! - `limited-once-<tag>`: a 429 with `retry-after-ms: 50` the first time, then `ok`;
 //! - `limited`: always 429 with `retry-after: 30` (past the host's wait);
@@ -10,7 +10,8 @@
 //! - `absurd`: usage of 10^15 tokens;
 //! - `json`: the answer `{"answer":42}` (and a check that structured output was asked);
 //! - `bad-json`: the answer `{"answer":"no"}`, which breaks a schema asking for an integer;
-//! - `tools`: a tool call `lookup` with `{"q":"x"}` (streamed in pieces when asked);
+//! - `tools`, `tools-<tag>`: a tool call `lookup` with `{"q":"x"}` (streamed in pieces
+//!   when asked);
 //! - `slow`: like `ok`, the first delta after 300 ms (time for an event stream to
 //!   subscribe), the next ones 20 ms apart.
 //!
@@ -228,6 +229,8 @@ async fn handle(mut stream: TcpStream, seen: Arc<Mutex<Vec<Seen>>>, firsts: Firs
     let scenario = match model.as_str() {
         m if m.starts_with("limited-once-") && earlier == 0 => "limited-once",
         m if m.starts_with("limited-once-") => "ok",
+        m if m.starts_with("tools-") => "tools",
+        m if m.starts_with("ok-") => "ok",
         m => m,
     };
     let stream_wanted = request.body["stream"] == true;

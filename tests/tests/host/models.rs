@@ -100,7 +100,7 @@ fn tokens(record: &MeteringRecord) -> (Option<u64>, Option<u64>) {
 #[tokio::test]
 async fn a_streamed_openai_chat_reaches_the_node_and_its_tokens_are_metered_on_the_provider() {
     let ws = Workspace::new("models-openai-stream").await;
-    ws.bind("default-chat", &[("openai", "ok")]).await;
+    ws.bind("default-chat", &[("openai", "ok-stream")]).await;
     let (report, deltas) = ws
         .run(
             "llm-chat",
@@ -120,7 +120,7 @@ async fn a_streamed_openai_chat_reaches_the_node_and_its_tokens_are_metered_on_t
     assert_eq!(calls.len(), 1);
     assert_eq!(
         (calls[0].provider.as_str(), calls[0].model.as_str()),
-        ("openai.wasm", "ok")
+        ("openai.wasm", "ok-stream")
     );
     assert_eq!(tokens(&calls[0].metering), (Some(12), Some(5)));
     assert!(calls[0].metering.fuel > 0 && calls[0].metering.http_requests == 1);
@@ -128,7 +128,7 @@ async fn a_streamed_openai_chat_reaches_the_node_and_its_tokens_are_metered_on_t
         report.metering.usage.is_empty(),
         "tokens are the provider's, not the node's"
     );
-    let request = fake_llm().seen("ok").pop().unwrap().body;
+    let request = fake_llm().seen("ok-stream").pop().unwrap().body;
     assert_eq!(
         request["messages"][0],
         json!({ "role": "system", "content": "Be brief." })
@@ -515,7 +515,8 @@ async fn streamed_tool_calls_are_assembled_from_their_pieces_for_both_providers(
     let tools =
         json!([{ "name": "lookup", "description": "Look up", "parameters": { "type": "object" } }]);
     for provider in ["openai", "anthropic"] {
-        ws.bind("default-chat", &[(provider, "tools")]).await;
+        ws.bind("default-chat", &[(provider, "tools-streamed")])
+            .await;
         let (report, _) = ws
             .run(
                 "llm-chat",

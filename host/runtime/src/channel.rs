@@ -53,7 +53,17 @@ impl Runtime {
     /// Validates `bytes` as a channel-plugin component, links it, and asks it to
     /// describe itself.
     pub async fn load_channel_plugin(&self, bytes: &[u8]) -> Result<ChannelPlugin, LoadError> {
-        let (digest, instance_pre) = self.prepare(bytes, PluginWorld::Channel)?;
+        let (digest, component) = self.compile(bytes)?;
+        self.channel_plugin(digest, &component).await
+    }
+
+    /// A compiled component as a channel plugin: linked and described.
+    pub(crate) async fn channel_plugin(
+        &self,
+        digest: Digest,
+        component: &wasmtime::component::Component,
+    ) -> Result<ChannelPlugin, LoadError> {
+        let instance_pre = self.link(component, PluginWorld::Channel)?;
         let pre = ChannelPluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
             expected: "channel-plugin",
             found: format!("{e:#}"),

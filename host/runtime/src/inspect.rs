@@ -112,7 +112,7 @@ impl Runtime {
             channel: None,
         };
         if !matches!(info.world, PluginWorld::Other(_)) {
-            match self.load_plugin(bytes).await? {
+            match self.loaded_plugin(digest, &component).await? {
                 LoadedPlugin::Node(p) => info.node_types = p.node_types,
                 LoadedPlugin::Provider(p) => info.provider = Some(p.info),
                 LoadedPlugin::Channel(p) => info.channel = Some(p.info),

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use wasmtime::component::InstancePre;
+use wasmtime::component::{Component, InstancePre};
 
 use crate::bindings::{NodePluginPre, types as wit};
 use crate::channel::ChannelPlugin;
@@ -129,7 +129,17 @@ impl Runtime {
     /// Validates `bytes` as a node-plugin component, links it, and asks it to describe
     /// its node types (in a fresh, limited instance like any invocation).
     pub async fn load_node_plugin(&self, bytes: &[u8]) -> Result<NodePlugin, LoadError> {
-        let (digest, instance_pre) = self.prepare(bytes, PluginWorld::Node)?;
+        let (digest, component) = self.compile(bytes)?;
+        self.node_plugin(digest, &component).await
+    }
+
+    /// A compiled component as a node plugin: linked and described.
+    pub(crate) async fn node_plugin(
+        &self,
+        digest: Digest,
+        component: &Component,
+    ) -> Result<NodePlugin, LoadError> {
+        let instance_pre = self.link(component, PluginWorld::Node)?;
         let pre = NodePluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
             expected: "node-plugin",
             found: format!("{e:#}"),
@@ -145,15 +155,27 @@ impl Runtime {
 
     /// Loads a component of any kind, judged by what it exports.
     pub async fn load_plugin(&self, bytes: &[u8]) -> Result<LoadedPlugin, LoadError> {
-        let (_, component) = self.compile(bytes)?;
-        match world_of(&self.engine, &component) {
-            PluginWorld::Node => self.load_node_plugin(bytes).await.map(LoadedPlugin::Node),
+        let (digest, component) = self.compile(bytes)?;
+        self.loaded_plugin(digest, &component).await
+    }
+
+    /// A compiled component loaded as the kind its exports say, compiled only once.
+    pub(crate) async fn loaded_plugin(
+        &self,
+        digest: Digest,
+        component: &Component,
+    ) -> Result<LoadedPlugin, LoadError> {
+        match world_of(&self.engine, component) {
+            PluginWorld::Node => self
+                .node_plugin(digest, component)
+                .await
+                .map(LoadedPlugin::Node),
             PluginWorld::Provider => self
-                .load_provider_plugin(bytes)
+                .provider_plugin(digest, component)
                 .await
                 .map(LoadedPlugin::Provider),
             PluginWorld::Channel => self
-                .load_channel_plugin(bytes)
+                .channel_plugin(digest, component)
                 .await
                 .map(LoadedPlugin::Channel),
             other => Err(LoadError::WrongWorld {
@@ -163,25 +185,22 @@ impl Runtime {
         }
     }
 
-    /// Compiles `bytes`, checks they implement `world` and links their imports.
-    pub(crate) fn prepare(
+    /// Checks a compiled component implements `world` and links its imports.
+    pub(crate) fn link(
         &self,
-        bytes: &[u8],
+        component: &Component,
         world: PluginWorld,
-    ) -> Result<(Digest, InstancePre<HostState>), LoadError> {
-        let (digest, component) = self.compile(bytes)?;
-        let found = world_of(&self.engine, &component);
+    ) -> Result<InstancePre<HostState>, LoadError> {
+        let found = world_of(&self.engine, component);
         if found != world {
             return Err(LoadError::WrongWorld {
                 expected: world.name(),
                 found: found.describe(),
             });
         }
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| LoadError::UnsatisfiedImport(format!("{e:#}")))?;
-        Ok((digest, instance_pre))
+        self.linker
+            .instantiate_pre(component)
+            .map_err(|e| LoadError::UnsatisfiedImport(format!("{e:#}")))
     }
 }
 

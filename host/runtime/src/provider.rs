@@ -72,7 +72,17 @@ impl Runtime {
     /// Validates `bytes` as a provider-plugin component, links it, and asks it to
     /// describe itself (in a fresh, limited instance like any call).
     pub async fn load_provider_plugin(&self, bytes: &[u8]) -> Result<ProviderPlugin, LoadError> {
-        let (digest, instance_pre) = self.prepare(bytes, PluginWorld::Provider)?;
+        let (digest, component) = self.compile(bytes)?;
+        self.provider_plugin(digest, &component).await
+    }
+
+    /// A compiled component as a provider plugin: linked and described.
+    pub(crate) async fn provider_plugin(
+        &self,
+        digest: Digest,
+        component: &wasmtime::component::Component,
+    ) -> Result<ProviderPlugin, LoadError> {
+        let instance_pre = self.link(component, PluginWorld::Provider)?;
         let pre = ProviderPluginPre::new(instance_pre).map_err(|e| LoadError::WrongWorld {
             expected: "provider-plugin",
             found: format!("{e:#}"),
